@@ -1,0 +1,97 @@
+// graft predict: labels and scores for images or a dataset, as CSV.
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include "common.h"
+#include "graft/core/check.h"
+#include "graft/core/runtime.h"
+#include "graft/data/loader.h"
+#include "graft/data/readers.h"
+#include "graft/data/registry.h"
+#include "graft/io/files.h"
+#include "graft/train/trainer.h"
+
+namespace graft::cli {
+
+void add_predict(CLI::App& app) {
+  struct Opts {
+    Common common;
+    std::string model, data, out;
+    std::vector<std::string> images;
+    int64_t top = 1, batch = 256;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* sub = app.add_subcommand("predict", "Predict labels and scores for image files or a dataset (CSV)");
+  sub->add_option("--model", o->model, "graft checkpoint (model.ckpt)")->required();
+  sub->add_option("images", o->images, "image files");
+  sub->add_option("--data", o->data, "a dataset spec instead of image files");
+  sub->add_option("--top", o->top, "how many classes and scores per input")->capture_default_str();
+  sub->add_option("--out", o->out, "write the CSV here (default: standard output)");
+  sub->add_option("--batch-size", o->batch, "examples per batch")->capture_default_str();
+  add_common(*sub, o->common);
+  sub->callback([o] {
+    apply_common(o->common);
+    GRAFT_CHECK(o->images.empty() != o->data.empty(), "give image files or --data, not both and not neither");
+    auto m = open_model(o->model, {}, {}, 0, "", 0);
+    GRAFT_CHECK(m.from_checkpoint, "--model '", o->model, "' is not a graft checkpoint (made by graft train)");
+    GRAFT_CHECK(o->top >= 1 && o->top <= m.meta.num_classes(), "--top must be in [1, ", m.meta.num_classes(), "]");
+    auto dev = parse_device(o->common.device);
+    m.model->to(dev);
+    m.model->train(false);
+    data::DatasetPtr d;
+    std::vector<std::string> names;
+    if (!o->data.empty()) {
+      d = data::open_dataset(o->data);
+    } else {
+      std::vector<std::pair<std::string, int64_t>> items;
+      for (const auto& p : o->images) {
+        io::require_readable(p, "image");
+        items.emplace_back(p, data::kNoLabel);
+      }
+      int ch = m.meta.input_shape.size() == 3 ? static_cast<int>(m.meta.input_shape[0]) : 0;
+      d = std::make_shared<data::ImageFileDataset>(items, m.meta.class_names, "images",
+                                                   data::ImageFileOptions().channels_(ch == 1 || ch == 3 ? ch : 0));
+      names = o->images;
+    }
+    // Images may differ in size: resize each to the model's input before batching.
+    auto shape = m.meta.input_shape;
+    auto pipe = train::input_pipeline(m.meta, d->input_shape());
+    if (!o->images.empty() && shape.size() == 3) {
+      data::Pipeline p = data::Pipeline::parse(str("resize=", shape[1], "x", shape[2]));
+      pipe = p.then(pipe);
+    }
+    data::Loader loader(d, pipe, data::LoaderOptions().batch_size_(o->batch).shuffle_(false).workers_(2));
+    loader.start_epoch(0);
+    std::ostringstream csv;
+    csv << (o->images.empty() ? "index" : "path") << ",label";
+    for (int64_t k = 1; k <= o->top; ++k) csv << ",class" << k << ",score" << k;
+    csv << "\n" << std::setprecision(6);
+    c10::NoGradGuard ng;
+    while (auto b = loader.next()) {
+      auto probs = at::softmax(m.model->forward(b->input.to(dev)), 1).cpu();
+      auto top = probs.topk(o->top, 1);
+      at::Tensor vals = std::get<0>(top), idx = std::get<1>(top);
+      for (int64_t i = 0; i < b->size(); ++i) {
+        int64_t pos = b->index[i].item<int64_t>();
+        if (names.empty()) csv << pos;
+        else csv << names[static_cast<size_t>(pos)];
+        csv << "," << b->label[i].item<int64_t>();
+        for (int64_t k = 0; k < o->top; ++k) {
+          auto c = idx[i][k].item<int64_t>();
+          std::string cname = m.meta.class_names[static_cast<size_t>(c)];
+          if (cname.find_first_of(",\"") != std::string::npos) cname = "\"" + cname + "\"";
+          csv << "," << cname << "," << vals[i][k].item<float>();
+        }
+        csv << "\n";
+      }
+    }
+    if (o->out.empty()) std::cout << csv.str();
+    else io::write_text_atomically(o->out, csv.str());
+  });
+}
+
+}  // namespace graft::cli

@@ -1,0 +1,75 @@
+#include "common.h"
+
+#include <filesystem>
+
+#include "graft/core/check.h"
+#include "graft/core/runtime.h"
+#include "graft/models/zoo.h"
+
+namespace fs = std::filesystem;
+
+namespace graft::cli {
+
+void add_common(CLI::App& app, Common& c) {
+  app.add_option("--device", c.device, "cpu, cuda or cuda:N")->capture_default_str();
+  app.add_option("--threads", c.threads, "intra-op threads (0: libtorch's default, the number of cores)")
+      ->capture_default_str();
+}
+
+void apply_common(const Common& c) {
+  warn_if_reference_blas();
+  set_threads(c.threads);
+  parse_device(c.device);
+}
+
+std::vector<int64_t> parse_shape(const std::string& s, const std::string& option) {
+  std::vector<int64_t> out;
+  std::stringstream ss(s);
+  std::string tok;
+  while (std::getline(ss, tok, ',')) {
+    GRAFT_CHECK(!tok.empty() && tok.find_first_not_of("0123456789") == std::string::npos, option, " '", s,
+                "' is not a shape; use comma-separated sizes like 1,28,28");
+    out.push_back(std::stoll(tok));
+    GRAFT_CHECK(out.back() > 0 && out.back() <= 65536, option, " '", s, "': sizes must be in [1, 65536]");
+  }
+  GRAFT_CHECK(!out.empty(), option, " is empty; use comma-separated sizes like 1,28,28");
+  return out;
+}
+
+std::vector<int64_t> default_input_shape(const std::string& arch) {
+  if (arch == "dann_mnist") return {1, 28, 28};
+  if (arch == "dann_svhn" || arch.rfind("resnet", 0) == 0) return {3, 32, 32};
+  if (arch == "mlp" || arch.rfind("mlp:", 0) == 0) return {2};
+  return {3, 224, 224};
+}
+
+OpenedModel open_model(const std::string& spec, std::vector<int64_t> shape, const std::vector<std::string>& classes,
+                       int channels, const std::string& preprocess, uint64_t seed) {
+  GRAFT_CHECK(!spec.empty(), "--model is required: a zoo name (", "dann_mnist, dann_svhn, resnet8, resnet20, mlp",
+              "), a TorchScript .pt file or a graft checkpoint");
+  OpenedModel o;
+  // Zoo names contain neither '/' nor '.', files usually do.
+  bool is_file = fs::exists(spec) || spec.find_first_of("/.") != std::string::npos;
+  if (is_file) {
+    GRAFT_CHECK(fs::exists(spec), "--model '", spec, "' does not exist; give a zoo name, a TorchScript file or a checkpoint");
+    if (io::is_checkpoint(spec)) {
+      auto ck = io::load_checkpoint(spec);
+      o.model = ck.model;
+      o.meta = ck.meta;
+      o.from_checkpoint = true;
+      return o;
+    }
+    o.model = models::load_torchscript(spec);
+    o.meta.arch = "torchscript";
+  } else {
+    o.meta.arch = spec;
+  }
+  if (channels > 0 && shape.size() == 3) shape[0] = channels;
+  o.meta.input_shape = shape;
+  o.meta.class_names = classes;
+  o.meta.preprocess = preprocess;
+  if (!o.model) o.model = models::create_model(spec, shape, static_cast<int64_t>(classes.size()), seed);
+  return o;
+}
+
+}  // namespace graft::cli

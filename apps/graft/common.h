@@ -1,0 +1,50 @@
+#pragma once
+// Shared pieces of the graft subcommands: model opening, option parsing helpers.
+#include <CLI/CLI.hpp>
+
+#include <string>
+#include <vector>
+
+#include "graft/data/dataset.h"
+#include "graft/io/checkpoint.h"
+#include "graft/models/backbone.h"
+
+namespace graft::cli {
+
+/// Options every command shares.
+struct Common {
+  std::string device = "cpu";
+  int threads = 0;
+};
+void add_common(CLI::App& app, Common& c);
+/// Applies --threads, checks --device and warns once about a reference BLAS.
+void apply_common(const Common& c);
+
+/// A model opened from a CLI spec, with what is needed to feed it.
+struct OpenedModel {
+  models::BackbonePtr model;
+  io::ModelMeta meta;
+  bool from_checkpoint = false;
+};
+
+/// Opens --model: a graft checkpoint, a TorchScript file, or a zoo name.
+/// For zoo names and TorchScript files the input shape and classes come from the
+/// data (input_shape, class_names); `channels` (0 = the data's) overrides C.
+OpenedModel open_model(const std::string& spec, std::vector<int64_t> input_shape,
+                       const std::vector<std::string>& class_names, int channels, const std::string& preprocess,
+                       uint64_t seed);
+
+/// Parses "1,28,28" into {1,28,28}; throws graft::Error naming the option.
+std::vector<int64_t> parse_shape(const std::string& s, const std::string& option);
+
+/// The default example shape of a zoo model, used by `graft layers` without --input-shape.
+std::vector<int64_t> default_input_shape(const std::string& arch);
+
+void add_layers(CLI::App& app);
+void add_train(CLI::App& app);
+void add_eval(CLI::App& app);
+void add_predict(CLI::App& app);
+void add_data(CLI::App& app);
+void add_demo(CLI::App& app);
+
+}  // namespace graft::cli

@@ -1,0 +1,38 @@
+#pragma once
+/// Process-wide runtime set-up: BLAS detection, thread counts, devices, seeding.
+#include <c10/core/Device.h>
+
+#include <cstdint>
+#include <string>
+
+namespace graft {
+
+/// Which BLAS library resolves the Fortran symbol sgemm_ (the one libtorch calls).
+struct BlasInfo {
+  std::string path;    ///< resolved file of the library providing sgemm_, "" if none found
+  std::string vendor;  ///< "openblas", "blis", "mkl", "atlas", "reference" or "unknown"
+};
+
+/// Classifies a BLAS library by its resolved path (pure function, testable).
+/// Debian installs the reference BLAS under .../blas/libblas.so.3 and OpenBLAS
+/// under .../openblas-*/libblas.so.3.
+std::string classify_blas_path(const std::string& resolved_path);
+
+/// Looks up sgemm_ in the running process and classifies its library.
+BlasInfo detect_blas();
+
+/// Prints one warning to stderr (once per process) when libtorch runs on the
+/// reference BLAS, naming the Debian package that fixes it. Returns true if it warned.
+bool warn_if_reference_blas();
+
+/// Parses "cpu", "cuda" or "cuda:N". Throws graft::Error for other strings and for
+/// cuda when this libtorch has no CUDA or no GPU is visible.
+c10::Device parse_device(const std::string& s);
+
+/// Sets libtorch's intra-op threads (0 = leave libtorch's default).
+void set_threads(int n);
+
+/// Seeds libtorch's default generators (CPU and, when present, CUDA).
+void seed_everything(uint64_t seed);
+
+}  // namespace graft

@@ -1,0 +1,80 @@
+#pragma once
+/// A parallel, prefetching batch loader. Batch order and augmentation are fixed by
+/// (seed, epoch) alone, so a run is reproducible and can resume mid-epoch.
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "graft/data/dataset.h"
+#include "graft/data/transforms.h"
+
+namespace graft::data {
+
+struct LoaderOptions {
+  int64_t batch_size = 64;
+  bool shuffle = true;
+  bool drop_last = false;
+  uint64_t seed = 0;
+  /// Worker threads that gather, decode and transform batches (0: on the caller's thread).
+  int workers = 2;
+  /// Batches prepared ahead of the consumer.
+  int prefetch = 4;
+  /// Drop examples whose decoding fails (counted by skipped()) instead of throwing.
+  bool skip_bad = false;
+  LoaderOptions& batch_size_(int64_t v) { batch_size = v; return *this; }
+  LoaderOptions& shuffle_(bool v) { shuffle = v; return *this; }
+  LoaderOptions& drop_last_(bool v) { drop_last = v; return *this; }
+  LoaderOptions& seed_(uint64_t v) { seed = v; return *this; }
+  LoaderOptions& workers_(int v) { workers = v; return *this; }
+  LoaderOptions& prefetch_(int v) { prefetch = v; return *this; }
+  LoaderOptions& skip_bad_(bool v) { skip_bad = v; return *this; }
+};
+
+/// Iterates a dataset in batches, one epoch at a time:
+///   Loader l(ds, pipeline, opts); l.start_epoch(e); while (auto b = l.next()) {...}
+/// Errors raised while preparing a batch (e.g. an undecodable image) are rethrown by next().
+class Loader {
+ public:
+  Loader(DatasetPtr dataset, Pipeline pipeline, LoaderOptions opts);
+  ~Loader();
+  Loader(const Loader&) = delete;
+  Loader& operator=(const Loader&) = delete;
+
+  /// Starts epoch `epoch`, skipping its first `skip_batches` batches (for resume).
+  void start_epoch(int64_t epoch, int64_t skip_batches = 0);
+  /// The next batch of the epoch, or nullopt at its end.
+  std::optional<Batch> next();
+  int64_t batches_per_epoch() const;
+  /// Examples dropped so far because they could not be decoded (skip_bad).
+  int64_t skipped() const { return skipped_.load(); }
+  const DatasetPtr& dataset() const { return dataset_; }
+
+ private:
+  Batch make_batch(int64_t b) const;
+  void stop_workers();
+  /// Produces batches first, first + workers, ... of the epoch.
+  void worker_loop(int64_t first);
+
+  DatasetPtr dataset_;
+  Pipeline pipeline_;
+  LoaderOptions opts_;
+  std::vector<int64_t> order_;
+  int64_t epoch_ = 0, next_ = 0, end_ = 0;
+  mutable std::atomic<int64_t> skipped_{0};
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<int64_t, Batch> ready_;
+  std::exception_ptr error_;
+  int64_t error_batch_ = -1;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace graft::data

@@ -1,0 +1,61 @@
+#pragma once
+/// Transforms on float image tensors, seeded per example so that results do not
+/// depend on thread scheduling. Each works on one example (C,H,W); deterministic
+/// ones also accept a batch (N,C,H,W) and are then applied in one vectorised call.
+#include <ATen/core/Tensor.h>
+
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace graft::data {
+
+/// One transform step.
+class Transform {
+ public:
+  virtual ~Transform() = default;
+  /// Shape: x is (C,H,W), or (N,C,H,W) when !random(). Returns a new tensor.
+  virtual at::Tensor apply(const at::Tensor& x, std::mt19937_64& rng) const = 0;
+  /// True when the output depends on rng (then applied per example).
+  virtual bool random() const { return false; }
+  /// The spec that recreates this step, e.g. "resize=32".
+  virtual std::string spec() const = 0;
+};
+
+/// A sequence of transforms, parsed from and printed as a comma-separated spec:
+///   resize=H[xW]        bilinear resize (antialiased when shrinking)
+///   center-crop=H[xW]   crop the centre
+///   random-crop=S[:P]   pad by P (zeros) then crop S x S at a random place
+///   hflip[=p]           horizontal flip with probability p (default 0.5)
+///   rgb | gray          channel conversion (gray repeated; RGB to luma)
+///   normalize=M:S       (x - M) / S, M and S scalars or per channel "0.5/0.5/0.5:0.2/0.2/0.2"
+///   jitter=B            random brightness/contrast scale in [1-B, 1+B]
+///   rotate=D            random rotation in [-D, D] degrees
+class Pipeline {
+ public:
+  Pipeline() = default;
+  /// Throws graft::Error naming the step for an unknown or malformed one.
+  static Pipeline parse(const std::string& spec);
+  std::string spec() const;
+  bool empty() const { return steps_.empty(); }
+  bool random() const;
+  /// Applies all steps to one example.
+  at::Tensor apply(at::Tensor x, std::mt19937_64& rng) const;
+  /// Applies all steps to a batch; requires !random().
+  at::Tensor apply_batch(at::Tensor x) const;
+  /// Appends the steps of other.
+  Pipeline& then(const Pipeline& other);
+  Pipeline& add(std::shared_ptr<const Transform> t);
+
+ private:
+  std::vector<std::shared_ptr<const Transform>> steps_;
+};
+
+/// Converts an image (C,H,W) or batch (N,C,H,W) to `channels` (1 or 3) channels.
+at::Tensor convert_channels(const at::Tensor& x, int64_t channels);
+
+/// Seed of the random stream for example `index` in `epoch` of a run seeded with `seed`.
+uint64_t example_seed(uint64_t seed, int64_t epoch, int64_t index);
+
+}  // namespace graft::data

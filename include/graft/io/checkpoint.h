@@ -1,0 +1,69 @@
+#pragma once
+/// Versioned, atomic checkpoints: model, optimizer state, progress, RNG state and
+/// the resolved configuration in one file; and opening any model a CLI names.
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "graft/models/backbone.h"
+
+namespace torch::optim {
+class Optimizer;
+}
+
+namespace graft::io {
+
+/// Format version written by this build; older versions are read, newer ones refused.
+constexpr int kCheckpointVersion = 1;
+
+/// What a saved model needs to be rebuilt and fed correctly.
+struct ModelMeta {
+  std::string arch;                      ///< zoo name or "torchscript"
+  std::vector<int64_t> input_shape;      ///< one example, e.g. {1,28,28}
+  std::vector<std::string> class_names;  ///< output classes in order
+  std::string preprocess;                ///< deterministic transform spec applied before the model
+  nlohmann::json to_json() const;
+  static ModelMeta from_json(const nlohmann::json& j);
+  int64_t num_classes() const { return static_cast<int64_t>(class_names.size()); }
+};
+
+/// Progress of a training run, stored to resume it.
+struct TrainState {
+  int64_t epoch = 0;          ///< epochs fully done
+  int64_t step_in_epoch = 0;  ///< batches done in the current epoch
+  int64_t global_step = 0;
+  nlohmann::json config;      ///< the resolved configuration of the run
+  nlohmann::json extra;       ///< trainer-specific state (best validation loss, history...)
+};
+
+/// Writes a checkpoint to path atomically (temp file + rename). optimizer may be null.
+void save_checkpoint(const std::string& path, const models::Backbone& model, const ModelMeta& meta,
+                     const TrainState* state, torch::optim::Optimizer* optimizer);
+
+/// A loaded checkpoint.
+struct Checkpoint {
+  models::BackbonePtr model;
+  ModelMeta meta;
+  bool has_state = false;
+  TrainState state;
+  std::string path;
+};
+
+/// Loads a checkpoint (model on CPU) and restores libtorch's CPU RNG state when restore_rng.
+/// Throws graft::Error naming the file when it is missing, truncated, not a graft
+/// checkpoint, or of a newer format.
+Checkpoint load_checkpoint(const std::string& path, bool restore_rng = false);
+
+/// Loads the optimizer state saved in path into optimizer (same parameter layout).
+void load_optimizer_state(const std::string& path, torch::optim::Optimizer& optimizer);
+
+/// True when path is a graft checkpoint (as opposed to a plain TorchScript file).
+bool is_checkpoint(const std::string& path);
+
+/// Copies values of parameters and buffers from `from` into `to` by name; throws
+/// graft::Error on a missing name or a shape mismatch.
+void copy_weights(const models::Backbone& from, models::Backbone& to);
+
+}  // namespace graft::io

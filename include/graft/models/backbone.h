@@ -1,0 +1,73 @@
+#pragma once
+/// One interface over every model source: an ordered list of named layers that can
+/// be run in ranges, tapped after any layer and cut, with named parameters.
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace graft::models {
+
+/// What `graft layers` prints for one layer.
+struct LayerInfo {
+  std::string name;
+  std::string kind;                ///< e.g. "Conv2d+ReLU", "Linear", "TorchScript(Sequential)"
+  std::vector<int64_t> out_shape;  ///< per example, without the batch dimension
+  int64_t params = 0;              ///< number of parameter elements
+};
+
+/// A model as an ordered list of named layers. Parameter names start with their
+/// layer's name ("conv1.weight"), so layer globs select parameters.
+class Backbone {
+ public:
+  virtual ~Backbone() = default;
+
+  /// The architecture id that recreates this model: a zoo name or "torchscript".
+  virtual std::string arch() const = 0;
+  virtual const std::vector<std::string>& layer_names() const = 0;
+  /// Runs layers [begin, end) on x.
+  /// Shape: x is the output of layer begin-1 (or the model input when begin == 0).
+  virtual at::Tensor forward_range(const at::Tensor& x, size_t begin, size_t end) = 0;
+  virtual std::vector<std::pair<std::string, at::Tensor>> named_parameters() const = 0;
+  virtual std::vector<std::pair<std::string, at::Tensor>> named_buffers() const = 0;
+  virtual void train(bool on) = 0;
+  virtual bool is_training() const = 0;
+  /// Sets train/eval mode of one layer only (e.g. to keep a frozen layer's BatchNorm in eval).
+  virtual void train_layer(size_t i, bool on) = 0;
+  virtual void to(c10::Device device) = 0;
+  /// Short description of a layer's type for `graft layers`.
+  virtual std::string layer_kind(size_t i) const = 0;
+
+  size_t num_layers() const { return layer_names().size(); }
+  /// Runs every layer. Shape: x (N,*input_shape) -> (N, num_classes) for classifiers.
+  at::Tensor forward(const at::Tensor& x) { return forward_range(x, 0, num_layers()); }
+  /// Runs the layers up to the last tap once and returns the output after each tap,
+  /// in the order of `taps` (indices into layer_names()).
+  std::vector<at::Tensor> forward_taps(const at::Tensor& x, const std::vector<size_t>& taps);
+  /// Index of a layer by name. Throws graft::Error listing close matches when unknown.
+  size_t layer_index(const std::string& name) const;
+  /// Names, kinds, output shapes and parameter counts, found by a forward pass on zeros.
+  /// Shape: input_shape is one example's shape, e.g. {1,28,28}.
+  std::vector<LayerInfo> describe(const std::vector<int64_t>& input_shape);
+  /// All parameters of layers [begin, end).
+  std::vector<at::Tensor> parameters_of(size_t begin, size_t end) const;
+  /// Total parameter elements.
+  int64_t num_params() const;
+  /// The device of the parameters (CPU when the model has none).
+  c10::Device device() const;
+};
+
+using BackbonePtr = std::shared_ptr<Backbone>;
+
+/// Name of the layer a parameter belongs to (text before the first '.').
+std::string layer_of_param(const std::string& param_name);
+
+/// Names from `candidates` closest to `name` by edit distance (at most `n`).
+std::vector<std::string> close_matches(const std::string& name, const std::vector<std::string>& candidates,
+                                       size_t n = 3);
+
+}  // namespace graft::models

@@ -1,0 +1,54 @@
+#pragma once
+/// Model sources behind the Backbone interface: the native zoo defined in C++ and
+/// TorchScript files exported from PyTorch.
+#include <string>
+#include <vector>
+
+#include "graft/models/backbone.h"
+
+namespace torch::jit {
+struct Module;
+}
+
+namespace graft::models {
+
+/// Names of the native architectures, for --help and error messages.
+std::vector<std::string> zoo_names();
+
+/// Builds a freshly initialised native model.
+///   dann_mnist   the MNIST network of Ganin & Lempitsky 2015: conv(32,5x5)-pool-conv(48,5x5)-pool-fc100-fc100-fcK
+///   dann_svhn    their SVHN network: conv(64,5x5)-pool-conv(64,5x5)-pool-conv(128,5x5)-fc3072-fc2048-fcK
+///   resnet8, resnet20   CIFAR-style ResNets (He et al. 2016), widths 16/32/64, 1 or 3 blocks per stage
+///   mlp[:H1,H2,...]     fully connected ReLU network (default hidden sizes 100,100)
+/// Shape: input_shape is one example's shape, (C,H,W) for the conv nets or (D) / any for mlp.
+/// Throws graft::Error for an unknown name (close matches listed) or an input too small for the net.
+BackbonePtr create_model(const std::string& arch, const std::vector<int64_t>& input_shape, int64_t num_classes,
+                         uint64_t seed = 0);
+
+/// Wraps a TorchScript module: its top-level children are the layers, in order.
+/// Between a child whose output has spatial dimensions and a child that starts with
+/// a Linear layer, the activations are flattened (or globally averaged when the
+/// Linear expects the channel count), as torchvision's forward() does.
+/// Throws graft::Error naming the file and how to export one when loading fails.
+BackbonePtr load_torchscript(const std::string& path);
+
+/// Wraps an already loaded TorchScript module (path is used in messages only).
+BackbonePtr wrap_torchscript(const torch::jit::Module& module, const std::string& path);
+
+/// True when b wraps a TorchScript module.
+bool is_torchscript(const Backbone& b);
+
+/// Saves a TorchScript-backed model as TorchScript (atomically) that Python's
+/// torch.jit.load opens. Throws graft::Error for native models.
+void save_torchscript(const Backbone& b, const std::string& path);
+
+/// Serialises/deserialises a TorchScript-backed model to bytes (for checkpoints).
+std::string torchscript_bytes(const Backbone& b);
+BackbonePtr torchscript_from_bytes(const std::string& bytes, const std::string& origin);
+
+/// Checks that running the children in order reproduces the module's own forward()
+/// on a random input of this shape (so taps and cuts mean what they say).
+/// Returns the max absolute difference; throws graft::Error when they differ.
+double verify_torchscript_chain(Backbone& b, const std::vector<int64_t>& input_shape);
+
+}  // namespace graft::models

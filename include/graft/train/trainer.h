@@ -1,0 +1,89 @@
+#pragma once
+/// Supervised training of a classifier (the source model of transfer learning):
+/// one loop with progress, JSON-lines metrics, atomic checkpoints and exact resume.
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "graft/analysis/metrics.h"
+#include "graft/data/dataset.h"
+#include "graft/data/transforms.h"
+#include "graft/io/checkpoint.h"
+#include "graft/models/backbone.h"
+
+namespace graft::train {
+
+/// Everything a training run is configured by. Defaults suit the small digit
+/// networks; validate() rejects absurd values with a message naming the option.
+struct TrainConfig {
+  int64_t epochs = 10;
+  int64_t batch_size = 64;
+  std::string optimizer = "sgd";  ///< sgd | adam | adamw
+  double lr = 0.01;
+  double momentum = 0.9;          ///< SGD momentum
+  bool nesterov = false;
+  double weight_decay = 0.0;
+  std::string schedule = "cosine";  ///< constant | step | cosine | inv (DANN: lr0/(1+10p)^0.75)
+  int64_t step_epochs = 0;          ///< step schedule: decay every this many epochs (0: epochs/3)
+  double gamma = 0.1;               ///< step schedule: decay factor
+  double warmup_epochs = 0;         ///< linear warm-up length, in epochs
+  double label_smoothing = 0;
+  uint64_t seed = 0;
+  std::string device = "cpu";
+  int workers = 2;
+  std::string augment;            ///< random transforms applied before the model's preprocessing
+  std::string out_dir;            ///< where checkpoints, metrics and results go (required)
+  bool resume = false;            ///< continue from out_dir/checkpoint.ckpt when it exists
+  int64_t checkpoint_every = 0;   ///< also checkpoint every N steps (0: once per epoch)
+  double log_every_s = 5.0;       ///< seconds between progress lines
+  bool quiet = false;
+
+  /// Throws graft::Error naming the first bad option.
+  void validate() const;
+  nlohmann::json to_json() const;
+};
+
+/// Learning-rate factor at training progress p in [0,1] (pure function).
+/// epoch_f is the fractional epoch, used by the step schedule and warm-up.
+double lr_factor(const TrainConfig& cfg, double p, double epoch_f);
+
+/// One epoch's record, also written as a JSON line to out_dir/metrics.jsonl.
+struct EpochRecord {
+  int64_t epoch = 0;
+  double train_loss = 0, train_acc = 0, lr = 0, seconds = 0, images_per_s = 0;
+  double val_loss = -1, val_acc = -1;  ///< -1 when there is no validation set
+};
+
+/// What fit() returns.
+struct TrainResult {
+  std::vector<EpochRecord> history;
+  bool has_test = false;
+  analysis::ClassificationReport test;
+  std::string model_path;        ///< final graft checkpoint (model only)
+  std::string torchscript_path;  ///< final TorchScript export, for TorchScript models
+};
+
+/// The pipeline that turns examples of a dataset with per-example shape data_shape
+/// into inputs for a model described by meta: channel conversion and resize when the
+/// shapes differ, then meta.preprocess.
+data::Pipeline input_pipeline(const io::ModelMeta& meta, const std::vector<int64_t>& data_shape);
+
+/// Trains model on train, checking val after each epoch and test at the end.
+class Trainer {
+ public:
+  /// Requires: cfg.validate() passes; meta describes model.
+  Trainer(models::BackbonePtr model, io::ModelMeta meta, TrainConfig cfg);
+  /// Runs (or resumes) training. Throws graft::Error on a NaN or infinite loss,
+  /// keeping the last good checkpoint and naming it.
+  TrainResult fit(const data::DatasetPtr& train, const data::DatasetPtr& val, const data::DatasetPtr& test);
+  const models::BackbonePtr& model() const { return model_; }
+
+ private:
+  models::BackbonePtr model_;
+  io::ModelMeta meta_;
+  TrainConfig cfg_;
+};
+
+}  // namespace graft::train

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Quick start, command 1: set up this machine, build graft and run its main job on
+# built-in data (`graft demo`: train on MNIST, evaluate in and out of its domain).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+"$here/scripts/setup.sh"
+"$here/scripts/build.sh"
+"${BUILD_DIR:-$here/build}/graft" demo --out "${DEMO_OUT:-$here/graft-demo}" "$@"

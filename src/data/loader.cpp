@@ -1,0 +1,147 @@
+#include "graft/data/loader.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <numeric>
+#include <random>
+
+#include "graft/core/check.h"
+
+namespace graft::data {
+
+Loader::Loader(DatasetPtr dataset, Pipeline pipeline, LoaderOptions opts)
+    : dataset_(std::move(dataset)), pipeline_(std::move(pipeline)), opts_(opts) {
+  GRAFT_CHECK(dataset_ && dataset_->size() > 0, "cannot load batches from an empty dataset");
+  GRAFT_CHECK(opts_.batch_size > 0 && opts_.batch_size <= (1 << 20), "--batch-size must be in [1, 1048576], got ",
+              opts_.batch_size);
+  GRAFT_CHECK(opts_.workers >= 0 && opts_.workers <= 256, "--workers must be in [0, 256], got ", opts_.workers);
+  opts_.prefetch = std::max(1, opts_.prefetch);
+}
+
+Loader::~Loader() { stop_workers(); }
+
+int64_t Loader::batches_per_epoch() const {
+  int64_t n = dataset_->size(), b = opts_.batch_size;
+  return opts_.drop_last ? n / b : (n + b - 1) / b;
+}
+
+void Loader::stop_workers() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  std::lock_guard<std::mutex> lk(mu_);
+  stopping_ = false;
+  ready_.clear();
+  error_ = nullptr;
+  error_batch_ = -1;
+}
+
+void Loader::start_epoch(int64_t epoch, int64_t skip_batches) {
+  stop_workers();
+  epoch_ = epoch;
+  order_.resize(static_cast<size_t>(dataset_->size()));
+  std::iota(order_.begin(), order_.end(), 0);
+  if (opts_.shuffle) {
+    std::mt19937_64 rng(example_seed(opts_.seed, epoch, -1));
+    std::shuffle(order_.begin(), order_.end(), rng);
+  }
+  end_ = batches_per_epoch();
+  next_ = std::clamp<int64_t>(skip_batches, 0, end_);
+  // Each worker's first batch is fixed here: the consumer may advance next_ before a thread starts.
+  for (int w = 0; w < opts_.workers; ++w) threads_.emplace_back([this, w, first = next_] { worker_loop(first + w); });
+}
+
+Batch Loader::make_batch(int64_t b) const {
+  int64_t lo = b * opts_.batch_size, hi = std::min<int64_t>(lo + opts_.batch_size, dataset_->size());
+  std::vector<int64_t> idx(order_.begin() + lo, order_.begin() + hi);
+  if (dataset_->tensor_backed() && !pipeline_.random()) {
+    auto batch = dataset_->get_batch(idx);
+    if (!pipeline_.empty()) batch.input = pipeline_.apply_batch(batch.input);
+    return batch;
+  }
+  std::vector<at::Tensor> xs;
+  std::vector<int64_t> ys, kept;
+  for (auto i : idx) {
+    Example e;
+    try {
+      e = dataset_->get(i);
+    } catch (const Error&) {
+      if (!opts_.skip_bad) throw;
+      ++skipped_;
+      continue;
+    }
+    std::mt19937_64 rng(example_seed(opts_.seed, epoch_, i));
+    xs.push_back(pipeline_.apply(e.input, rng));
+    ys.push_back(e.label);
+    kept.push_back(i);
+  }
+  Batch batch;
+  if (xs.empty()) return batch;  // every example of the batch was bad and skipped
+  for (size_t k = 1; k < xs.size(); ++k)
+    GRAFT_CHECK(xs[k].sizes() == xs[0].sizes(), dataset_->describe(), ": examples of different shapes (",
+                xs[0].sizes(), " and ", xs[k].sizes(), ") in one batch; add a resize=HxW transform");
+  batch.input = at::stack(xs);
+  batch.label = at::tensor(ys, at::kLong);
+  batch.index = at::tensor(kept, at::kLong);
+  return batch;
+}
+
+void Loader::worker_loop(int64_t b) {
+  const int64_t stride = opts_.workers;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      cv_.wait(lk, [&] { return stopping_ || b >= end_ || b < next_ + opts_.prefetch * stride; });
+      if (stopping_ || b >= end_) return;
+    }
+    Batch batch;
+    std::exception_ptr err;
+    try {
+      batch = make_batch(b);
+    } catch (...) {
+      err = std::current_exception();
+    }
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (err) {
+        if (!error_ || b < error_batch_) {
+          error_ = err;
+          error_batch_ = b;
+        }
+      } else {
+        ready_.emplace(b, std::move(batch));
+      }
+    }
+    cv_.notify_all();
+    if (err) return;
+    b += stride;
+  }
+}
+
+std::optional<Batch> Loader::next() {
+  while (next_ < end_) {
+    Batch batch;
+    if (opts_.workers == 0) {
+      batch = make_batch(next_);
+    } else {
+      std::unique_lock<std::mutex> lk(mu_);
+      cv_.wait(lk, [&] { return ready_.count(next_) > 0 || (error_ && error_batch_ <= next_); });
+      auto it = ready_.find(next_);
+      if (it == ready_.end()) std::rethrow_exception(error_);
+      batch = std::move(it->second);
+      ready_.erase(it);
+      ++next_;  // under the lock: workers read next_ in their wait predicate
+    }
+    if (opts_.workers == 0) ++next_;
+    cv_.notify_all();
+    if (batch.size() > 0) return batch;
+  }
+  return std::nullopt;
+}
+
+}  // namespace graft::data

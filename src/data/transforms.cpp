@@ -1,0 +1,296 @@
+#include "graft/data/transforms.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <sstream>
+
+#include "graft/core/check.h"
+
+namespace graft::data {
+namespace {
+
+std::vector<double> parse_doubles(const std::string& s, char sep, const std::string& step) {
+  std::vector<double> v;
+  std::stringstream ss(s);
+  std::string tok;
+  while (std::getline(ss, tok, sep)) {
+    try {
+      size_t used = 0;
+      v.push_back(std::stod(tok, &used));
+      GRAFT_CHECK(used == tok.size(), "");
+    } catch (const std::exception&) {
+      GRAFT_FAIL("transform '", step, "': '", tok, "' is not a number");
+    }
+  }
+  GRAFT_CHECK(!v.empty(), "transform '", step, "' needs a value");
+  return v;
+}
+
+std::pair<int64_t, int64_t> parse_size(const std::string& s, const std::string& step) {
+  auto x = s.find('x');
+  auto a = parse_doubles(s.substr(0, x), ',', step);
+  auto b = x == std::string::npos ? a : parse_doubles(s.substr(x + 1), ',', step);
+  GRAFT_CHECK(a[0] >= 1 && b[0] >= 1 && a[0] <= 16384 && b[0] <= 16384, "transform '", step,
+              "': size must be between 1 and 16384");
+  return {static_cast<int64_t>(a[0]), static_cast<int64_t>(b[0])};
+}
+
+class Resize : public Transform {
+ public:
+  Resize(int64_t h, int64_t w) : h_(h), w_(w) {}
+  at::Tensor apply(const at::Tensor& x, std::mt19937_64&) const override {
+    if (x.size(-2) == h_ && x.size(-1) == w_) return x;
+    bool single = x.dim() == 3;
+    auto b = single ? x.unsqueeze(0) : x;
+    bool shrink = h_ < x.size(-2) || w_ < x.size(-1);
+    auto y = shrink ? at::_upsample_bilinear2d_aa(b, {h_, w_}, /*align_corners=*/false)
+                    : at::upsample_bilinear2d(b, {h_, w_}, /*align_corners=*/false);
+    return single ? y.squeeze(0) : y;
+  }
+  std::string spec() const override { return str("resize=", h_, "x", w_); }
+
+ private:
+  int64_t h_, w_;
+};
+
+class CenterCrop : public Transform {
+ public:
+  CenterCrop(int64_t h, int64_t w) : h_(h), w_(w) {}
+  at::Tensor apply(const at::Tensor& x, std::mt19937_64&) const override {
+    int64_t H = x.size(-2), W = x.size(-1);
+    GRAFT_CHECK(H >= h_ && W >= w_, "center-crop=", h_, "x", w_, " is larger than the image (", H, "x", W,
+                "); resize first");
+    int64_t top = (H - h_) / 2, left = (W - w_) / 2;
+    return x.narrow(-2, top, h_).narrow(-1, left, w_).contiguous();
+  }
+  std::string spec() const override { return str("center-crop=", h_, "x", w_); }
+
+ private:
+  int64_t h_, w_;
+};
+
+class RandomCrop : public Transform {
+ public:
+  RandomCrop(int64_t s, int64_t pad) : s_(s), pad_(pad) {}
+  bool random() const override { return true; }
+  at::Tensor apply(const at::Tensor& x, std::mt19937_64& rng) const override {
+    auto p = pad_ > 0 ? at::constant_pad_nd(x, {pad_, pad_, pad_, pad_}, 0.0) : x;
+    int64_t H = p.size(-2), W = p.size(-1);
+    GRAFT_CHECK(H >= s_ && W >= s_, "random-crop=", s_, " is larger than the padded image (", H, "x", W, ")");
+    int64_t top = std::uniform_int_distribution<int64_t>(0, H - s_)(rng);
+    int64_t left = std::uniform_int_distribution<int64_t>(0, W - s_)(rng);
+    return p.narrow(-2, top, s_).narrow(-1, left, s_).contiguous();
+  }
+  std::string spec() const override { return str("random-crop=", s_, ":", pad_); }
+
+ private:
+  int64_t s_, pad_;
+};
+
+class HFlip : public Transform {
+ public:
+  explicit HFlip(double p) : p_(p) {}
+  bool random() const override { return true; }
+  at::Tensor apply(const at::Tensor& x, std::mt19937_64& rng) const override {
+    return std::uniform_real_distribution<double>(0, 1)(rng) < p_ ? x.flip({-1}) : x;
+  }
+  std::string spec() const override { return str("hflip=", p_); }
+
+ private:
+  double p_;
+};
+
+class Channels : public Transform {
+ public:
+  explicit Channels(int64_t c) : c_(c) {}
+  at::Tensor apply(const at::Tensor& x, std::mt19937_64&) const override { return convert_channels(x, c_); }
+  std::string spec() const override { return c_ == 3 ? "rgb" : "gray"; }
+
+ private:
+  int64_t c_;
+};
+
+class Normalize : public Transform {
+ public:
+  Normalize(std::vector<double> m, std::vector<double> s) : m_(std::move(m)), s_(std::move(s)) {
+    GRAFT_CHECK(m_.size() == s_.size(), "normalize: give as many means as standard deviations");
+    for (double v : s_) GRAFT_CHECK(v > 0, "normalize: standard deviations must be positive, got ", v);
+  }
+  at::Tensor apply(const at::Tensor& x, std::mt19937_64&) const override {
+    if (m_.size() == 1) return (x - m_[0]) / s_[0];
+    int64_t c = x.size(-3);
+    GRAFT_CHECK(c == static_cast<int64_t>(m_.size()), "normalize has ", m_.size(), " channel values but the image has ",
+                c, " channels");
+    std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
+    shape[shape.size() - 3] = c;
+    auto m = at::tensor(m_, x.options()).view(shape), s = at::tensor(s_, x.options()).view(shape);
+    return (x - m) / s;
+  }
+  std::string spec() const override {
+    std::string a, b;
+    for (size_t i = 0; i < m_.size(); ++i) {
+      a += (i ? "/" : "") + str(m_[i]);
+      b += (i ? "/" : "") + str(s_[i]);
+    }
+    return "normalize=" + a + ":" + b;
+  }
+
+ private:
+  std::vector<double> m_, s_;
+};
+
+class Jitter : public Transform {
+ public:
+  explicit Jitter(double b) : b_(b) { GRAFT_CHECK(b >= 0 && b < 1, "jitter must be in [0, 1), got ", b); }
+  bool random() const override { return true; }
+  at::Tensor apply(const at::Tensor& x, std::mt19937_64& rng) const override {
+    std::uniform_real_distribution<double> u(1 - b_, 1 + b_);
+    double bright = u(rng), contrast = u(rng);
+    auto mean = x.mean();
+    return ((x - mean) * contrast + mean * bright).clamp(0, 1);
+  }
+  std::string spec() const override { return str("jitter=", b_); }
+
+ private:
+  double b_;
+};
+
+class Rotate : public Transform {
+ public:
+  explicit Rotate(double d) : d_(d) {}
+  bool random() const override { return true; }
+  at::Tensor apply(const at::Tensor& x, std::mt19937_64& rng) const override {
+    double a = std::uniform_real_distribution<double>(-d_, d_)(rng) * M_PI / 180.0;
+    auto theta = at::tensor({std::cos(a), -std::sin(a), 0.0, std::sin(a), std::cos(a), 0.0}, x.options()).view({1, 2, 3});
+    auto b = x.unsqueeze(0);
+    auto grid = at::affine_grid_generator(theta, {1, x.size(0), x.size(1), x.size(2)}, false);
+    return at::grid_sampler(b, grid, 0, 0, false).squeeze(0);
+  }
+  std::string spec() const override { return str("rotate=", d_); }
+
+ private:
+  double d_;
+};
+
+}  // namespace
+
+at::Tensor convert_channels(const at::Tensor& x, int64_t channels) {
+  int64_t c = x.size(-3);
+  if (c == channels) return x;
+  if (c == 1 && channels == 3) {
+    std::vector<int64_t> rep(static_cast<size_t>(x.dim()), 1);
+    rep[rep.size() - 3] = 3;
+    return x.repeat(rep);
+  }
+  if (c == 3 && channels == 1) {
+    std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
+    shape[shape.size() - 3] = 3;
+    auto w = at::tensor({0.299, 0.587, 0.114}, x.options()).view(shape);
+    return (x * w).sum(-3, /*keepdim=*/true);
+  }
+  GRAFT_FAIL("cannot convert images with ", c, " channels to ", channels, " channels");
+}
+
+uint64_t example_seed(uint64_t seed, int64_t epoch, int64_t index) {
+  // splitmix64 over the three values: independent streams per (seed, epoch, index)
+  auto mix = [](uint64_t z) {
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  };
+  return mix(mix(mix(seed) ^ static_cast<uint64_t>(epoch)) ^ static_cast<uint64_t>(index));
+}
+
+Pipeline Pipeline::parse(const std::string& spec) {
+  Pipeline p;
+  std::stringstream ss(spec);
+  std::string step;
+  while (std::getline(ss, step, ',')) {
+    if (step.empty()) continue;
+    auto eq = step.find('=');
+    std::string name = step.substr(0, eq), val = eq == std::string::npos ? "" : step.substr(eq + 1);
+    auto need = [&]() {
+      GRAFT_CHECK(!val.empty(), "transform '", step, "' needs a value, e.g. ", name, "=32");
+    };
+    if (name == "resize") {
+      need();
+      auto [h, w] = parse_size(val, step);
+      p.add(std::make_shared<Resize>(h, w));
+    } else if (name == "center-crop") {
+      need();
+      auto [h, w] = parse_size(val, step);
+      p.add(std::make_shared<CenterCrop>(h, w));
+    } else if (name == "random-crop") {
+      need();
+      auto c = val.find(':');
+      auto s = parse_size(val.substr(0, c), step).first;
+      int64_t pad = c == std::string::npos ? 0 : static_cast<int64_t>(parse_doubles(val.substr(c + 1), ',', step)[0]);
+      GRAFT_CHECK(pad >= 0 && pad < 1024, "transform '", step, "': padding out of range");
+      p.add(std::make_shared<RandomCrop>(s, pad));
+    } else if (name == "hflip") {
+      double pr = val.empty() ? 0.5 : parse_doubles(val, ',', step)[0];
+      GRAFT_CHECK(pr >= 0 && pr <= 1, "transform '", step, "': probability must be in [0, 1]");
+      p.add(std::make_shared<HFlip>(pr));
+    } else if (name == "rgb") {
+      p.add(std::make_shared<Channels>(3));
+    } else if (name == "gray") {
+      p.add(std::make_shared<Channels>(1));
+    } else if (name == "normalize") {
+      need();
+      auto c = val.find(':');
+      GRAFT_CHECK(c != std::string::npos, "transform '", step, "': use normalize=MEAN:STD");
+      p.add(std::make_shared<Normalize>(parse_doubles(val.substr(0, c), '/', step),
+                                        parse_doubles(val.substr(c + 1), '/', step)));
+    } else if (name == "jitter") {
+      need();
+      p.add(std::make_shared<Jitter>(parse_doubles(val, ',', step)[0]));
+    } else if (name == "rotate") {
+      need();
+      p.add(std::make_shared<Rotate>(parse_doubles(val, ',', step)[0]));
+    } else {
+      GRAFT_FAIL("unknown transform '", name, "' in '", spec,
+                 "'; known: resize, center-crop, random-crop, hflip, rgb, gray, normalize, jitter, rotate");
+    }
+  }
+  return p;
+}
+
+std::string Pipeline::spec() const {
+  std::string s;
+  for (const auto& t : steps_) s += (s.empty() ? "" : ",") + t->spec();
+  return s;
+}
+
+bool Pipeline::random() const {
+  for (const auto& t : steps_)
+    if (t->random()) return true;
+  return false;
+}
+
+at::Tensor Pipeline::apply(at::Tensor x, std::mt19937_64& rng) const {
+  for (const auto& t : steps_) x = t->apply(x, rng);
+  return x;
+}
+
+at::Tensor Pipeline::apply_batch(at::Tensor x) const {
+  std::mt19937_64 unused(0);
+  for (const auto& t : steps_) {
+    GRAFT_CHECK(!t->random(), "internal: apply_batch on random transform ", t->spec());
+    x = t->apply(x, unused);
+  }
+  return x;
+}
+
+Pipeline& Pipeline::then(const Pipeline& other) {
+  steps_.insert(steps_.end(), other.steps_.begin(), other.steps_.end());
+  return *this;
+}
+
+Pipeline& Pipeline::add(std::shared_ptr<const Transform> t) {
+  steps_.push_back(std::move(t));
+  return *this;
+}
+
+}  // namespace graft::data

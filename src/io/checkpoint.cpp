@@ -1,0 +1,179 @@
+#include "graft/io/checkpoint.h"
+
+#include <torch/optim/optimizer.h>
+#include <torch/serialize.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+
+#include "graft/core/check.h"
+#include "graft/io/files.h"
+#include "graft/models/zoo.h"
+
+namespace graft::io {
+namespace {
+
+at::Tensor bytes_tensor(const std::string& s) {
+  auto t = torch::empty({static_cast<int64_t>(s.size())}, torch::kUInt8);
+  std::memcpy(t.data_ptr(), s.data(), s.size());
+  return t;
+}
+std::string tensor_bytes(const at::Tensor& t) {
+  auto c = t.contiguous();
+  return std::string(static_cast<const char*>(c.data_ptr()), static_cast<size_t>(c.numel()));
+}
+
+torch::serialize::InputArchive open_archive(const std::string& path) {
+  require_readable(path, "checkpoint");
+  torch::serialize::InputArchive in;
+  try {
+    in.load_from(path);
+  } catch (const c10::Error& e) {
+    std::string m = e.what_without_backtrace();
+    GRAFT_FAIL(path, " cannot be read as a checkpoint: truncated or corrupt (", m.substr(0, m.find('\n')),
+               "); use an earlier checkpoint or retrain");
+  }
+  return in;
+}
+
+}  // namespace
+
+nlohmann::json ModelMeta::to_json() const {
+  return {{"arch", arch}, {"input_shape", input_shape}, {"class_names", class_names}, {"preprocess", preprocess}};
+}
+
+ModelMeta ModelMeta::from_json(const nlohmann::json& j) {
+  ModelMeta m;
+  m.arch = j.at("arch").get<std::string>();
+  m.input_shape = j.at("input_shape").get<std::vector<int64_t>>();
+  m.class_names = j.at("class_names").get<std::vector<std::string>>();
+  m.preprocess = j.value("preprocess", "");
+  return m;
+}
+
+void save_checkpoint(const std::string& path, const models::Backbone& model, const ModelMeta& meta,
+                     const TrainState* state, torch::optim::Optimizer* optimizer) {
+  torch::serialize::OutputArchive out;
+  nlohmann::json j = {{"format", "graft-checkpoint"}, {"version", kCheckpointVersion}, {"model", meta.to_json()}};
+  if (state) {
+    j["state"] = {{"epoch", state->epoch},
+                  {"step_in_epoch", state->step_in_epoch},
+                  {"global_step", state->global_step},
+                  {"config", state->config},
+                  {"extra", state->extra}};
+  }
+  out.write("graft_meta", c10::IValue(j.dump()));
+  if (models::is_torchscript(model)) {
+    out.write("torchscript", bytes_tensor(models::torchscript_bytes(model)));
+  } else {
+    for (const auto& [n, p] : model.named_parameters()) out.write("param/" + n, p.detach().cpu());
+    for (const auto& [n, b] : model.named_buffers()) out.write("buffer/" + n, b.detach().cpu(), /*is_buffer=*/true);
+  }
+  if (optimizer) {
+    torch::serialize::OutputArchive opt;
+    optimizer->save(opt);
+    out.write("optimizer", opt);
+  }
+  out.write("rng/cpu", at::detail::getDefaultCPUGenerator().get_state());
+  write_atomically(path, [&](const std::string& tmp) { out.save_to(tmp); });
+}
+
+bool is_checkpoint(const std::string& path) {
+  try {
+    torch::serialize::InputArchive in;
+    in.load_from(path);
+    c10::IValue v;
+    return in.try_read("graft_meta", v);
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+Checkpoint load_checkpoint(const std::string& path, bool restore_rng) {
+  auto in = open_archive(path);
+  c10::IValue v;
+  GRAFT_CHECK(in.try_read("graft_meta", v) && v.isString(), path,
+              " is not a graft checkpoint (no graft metadata); for a TorchScript file pass it as --model FILE.pt");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(v.toStringRef());
+  } catch (const std::exception& e) {
+    GRAFT_FAIL(path, ": corrupt checkpoint metadata (", e.what(), ")");
+  }
+  int version = j.value("version", 0);
+  GRAFT_CHECK(version >= 1 && version <= kCheckpointVersion, path, ": checkpoint format version ", version,
+              " is not supported by this graft (reads 1 to ", kCheckpointVersion, "); upgrade graft");
+  Checkpoint ck;
+  ck.path = path;
+  ck.meta = ModelMeta::from_json(j.at("model"));
+  if (j.contains("state")) {
+    const auto& s = j["state"];
+    ck.has_state = true;
+    ck.state.epoch = s.value("epoch", 0);
+    ck.state.step_in_epoch = s.value("step_in_epoch", 0);
+    ck.state.global_step = s.value("global_step", 0);
+    ck.state.config = s.value("config", nlohmann::json::object());
+    ck.state.extra = s.value("extra", nlohmann::json::object());
+  }
+  if (ck.meta.arch == "torchscript") {
+    at::Tensor bytes;
+    GRAFT_CHECK(in.try_read("torchscript", bytes), path, ": checkpoint of a TorchScript model lacks the model");
+    ck.model = models::torchscript_from_bytes(tensor_bytes(bytes), path);
+  } else {
+    ck.model = models::create_model(ck.meta.arch, ck.meta.input_shape, ck.meta.num_classes());
+    torch::NoGradGuard ng;
+    for (auto& [n, p] : ck.model->named_parameters()) {
+      at::Tensor t;
+      GRAFT_CHECK(in.try_read("param/" + n, t), path, ": checkpoint lacks parameter '", n, "'");
+      GRAFT_CHECK(t.sizes() == p.sizes(), path, ": parameter '", n, "' has shape ", t.sizes(), ", model expects ",
+                  p.sizes());
+      p.copy_(t);
+    }
+    for (auto& [n, b] : ck.model->named_buffers()) {
+      at::Tensor t;
+      GRAFT_CHECK(in.try_read("buffer/" + n, t, true), path, ": checkpoint lacks buffer '", n, "'");
+      b.copy_(t);
+    }
+  }
+  if (restore_rng) {
+    at::Tensor rng;
+    if (in.try_read("rng/cpu", rng)) {
+      auto gen = at::detail::getDefaultCPUGenerator();
+      gen.set_state(rng);
+    }
+  }
+  return ck;
+}
+
+void load_optimizer_state(const std::string& path, torch::optim::Optimizer& optimizer) {
+  auto in = open_archive(path);
+  torch::serialize::InputArchive opt;
+  GRAFT_CHECK(in.try_read("optimizer", opt), path, ": checkpoint holds no optimizer state; cannot resume from it");
+  try {
+    optimizer.load(opt);
+  } catch (const c10::Error& e) {
+    std::string m = e.what_without_backtrace();
+    GRAFT_FAIL(path, ": optimizer state does not fit this run (", m.substr(0, m.find('\n')),
+               "); resume with the same model and options");
+  }
+}
+
+void copy_weights(const models::Backbone& from, models::Backbone& to) {
+  torch::NoGradGuard ng;
+  auto src = from.named_parameters();
+  auto srcb = from.named_buffers();
+  src.insert(src.end(), srcb.begin(), srcb.end());
+  std::map<std::string, at::Tensor> m(src.begin(), src.end());
+  auto dst = to.named_parameters();
+  auto dstb = to.named_buffers();
+  dst.insert(dst.end(), dstb.begin(), dstb.end());
+  for (auto& [n, t] : dst) {
+    auto it = m.find(n);
+    GRAFT_CHECK(it != m.end(), "weights lack '", n, "'");
+    GRAFT_CHECK(it->second.sizes() == t.sizes(), "weight '", n, "' has shape ", it->second.sizes(), ", expected ",
+                t.sizes());
+    t.copy_(it->second);
+  }
+}
+
+}  // namespace graft::io

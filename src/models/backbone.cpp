@@ -1,0 +1,121 @@
+#include "graft/models/backbone.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+
+#include <algorithm>
+
+#include "graft/core/check.h"
+
+namespace graft::models {
+
+std::vector<at::Tensor> Backbone::forward_taps(const at::Tensor& x, const std::vector<size_t>& taps) {
+  GRAFT_CHECK(!taps.empty(), "forward_taps: no layers to tap");
+  std::vector<size_t> sorted(taps);
+  std::sort(sorted.begin(), sorted.end());
+  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+  GRAFT_CHECK(sorted.back() < num_layers(), "tap index ", sorted.back(), " beyond the ", num_layers(), " layers");
+  std::vector<at::Tensor> outs(sorted.size());
+  at::Tensor h = x;
+  size_t at_layer = 0;
+  for (size_t k = 0; k < sorted.size(); ++k) {
+    h = forward_range(h, at_layer, sorted[k] + 1);
+    at_layer = sorted[k] + 1;
+    outs[k] = h;
+  }
+  std::vector<at::Tensor> result;
+  for (auto t : taps) result.push_back(outs[static_cast<size_t>(std::find(sorted.begin(), sorted.end(), t) - sorted.begin())]);
+  return result;
+}
+
+size_t Backbone::layer_index(const std::string& name) const {
+  const auto& names = layer_names();
+  auto it = std::find(names.begin(), names.end(), name);
+  if (it != names.end()) return static_cast<size_t>(it - names.begin());
+  auto close = close_matches(name, names);
+  std::string hint;
+  for (const auto& c : close) hint += (hint.empty() ? "" : ", ") + c;
+  GRAFT_FAIL("unknown layer '", name, "'", hint.empty() ? "" : "; did you mean " + hint + "?",
+             " ('graft layers MODEL' lists all ", names.size(), " layers)");
+}
+
+std::vector<LayerInfo> Backbone::describe(const std::vector<int64_t>& input_shape) {
+  c10::NoGradGuard ng;
+  bool was = is_training();
+  train(false);
+  std::vector<int64_t> shape{1};
+  shape.insert(shape.end(), input_shape.begin(), input_shape.end());
+  at::Tensor h = at::zeros(shape, at::TensorOptions().device(device()));
+  std::vector<int64_t> counts(num_layers(), 0);
+  for (const auto& [n, p] : named_parameters()) {
+    auto l = layer_of_param(n);
+    auto it = std::find(layer_names().begin(), layer_names().end(), l);
+    if (it != layer_names().end()) counts[static_cast<size_t>(it - layer_names().begin())] += p.numel();
+  }
+  std::vector<LayerInfo> out;
+  for (size_t i = 0; i < num_layers(); ++i) {
+    try {
+      h = forward_range(h, i, i + 1);
+    } catch (const c10::Error& e) {
+      train(was);
+      std::string msg = e.what_without_backtrace();
+      GRAFT_FAIL("layer '", layer_names()[i], "' fails on input of shape ", at::IntArrayRef(input_shape),
+                 " (", msg.substr(0, msg.find('\n')), "); check --input-shape");
+    }
+    out.push_back({layer_names()[i], layer_kind(i), std::vector<int64_t>(h.sizes().begin() + 1, h.sizes().end()),
+                   counts[i]});
+  }
+  train(was);
+  return out;
+}
+
+std::vector<at::Tensor> Backbone::parameters_of(size_t begin, size_t end) const {
+  std::vector<at::Tensor> out;
+  const auto& names = layer_names();
+  for (const auto& [n, p] : named_parameters()) {
+    auto l = layer_of_param(n);
+    auto it = std::find(names.begin(), names.end(), l);
+    size_t i = static_cast<size_t>(it - names.begin());
+    if (it != names.end() && i >= begin && i < end) out.push_back(p);
+  }
+  return out;
+}
+
+int64_t Backbone::num_params() const {
+  int64_t n = 0;
+  for (const auto& [k, p] : named_parameters()) n += p.numel();
+  return n;
+}
+
+c10::Device Backbone::device() const {
+  auto ps = named_parameters();
+  return ps.empty() ? c10::Device(c10::kCPU) : ps.front().second.device();
+}
+
+std::string layer_of_param(const std::string& n) { return n.substr(0, n.find('.')); }
+
+std::vector<std::string> close_matches(const std::string& name, const std::vector<std::string>& cands, size_t n) {
+  auto dist = [](const std::string& a, const std::string& b) {
+    std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+    for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+    for (size_t i = 1; i <= a.size(); ++i) {
+      cur[0] = i;
+      for (size_t j = 1; j <= b.size(); ++j)
+        cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      std::swap(prev, cur);
+    }
+    return prev[b.size()];
+  };
+  std::vector<std::pair<size_t, std::string>> scored;
+  for (const auto& c : cands) {
+    size_t d = dist(name, c);
+    bool sub = c.find(name) != std::string::npos || name.find(c) != std::string::npos;
+    if (d <= std::max<size_t>(2, name.size() / 2) || sub) scored.emplace_back(sub ? 0 : d, c);
+  }
+  std::stable_sort(scored.begin(), scored.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  std::vector<std::string> out;
+  for (size_t i = 0; i < scored.size() && i < n; ++i) out.push_back(scored[i].second);
+  return out;
+}
+
+}  // namespace graft::models

@@ -1,0 +1,160 @@
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "graft/core/check.h"
+#include "graft/io/files.h"
+#include "graft/models/zoo.h"
+
+namespace graft::models {
+namespace {
+
+const char* kExportHint =
+    "export one from Python with torch.jit.script(model) or torch.jit.trace(model, example) and then .save(path)";
+
+class TorchScriptBackbone : public Backbone {
+ public:
+  TorchScriptBackbone(torch::jit::Module m, std::string path) : module_(std::move(m)), path_(std::move(path)) {
+    for (const auto& c : module_.named_children()) {
+      names_.push_back(c.name);
+      children_.push_back(c.value);
+      auto t = c.value.type()->name();
+      kinds_.push_back(t ? t->name() : "Module");
+      int64_t lin = -1;
+      for (const auto& p : c.value.named_parameters(/*recurse=*/true)) {
+        if (p.value.dim() == 2) lin = p.value.size(1);
+        break;  // only the first parameter tells whether the child starts with a Linear
+      }
+      linear_in_.push_back(lin);
+    }
+    GRAFT_CHECK(!names_.empty(), path_, ": the TorchScript module has no child modules, so it has no layers to tap or cut; ",
+                "export a module whose layers are attributes (like torchvision models)");
+    for (const auto& p : module_.named_parameters(true)) p.value.requires_grad_(true);
+  }
+
+  std::string arch() const override { return "torchscript"; }
+  const std::vector<std::string>& layer_names() const override { return names_; }
+
+  at::Tensor forward_range(const at::Tensor& x, size_t begin, size_t end) override {
+    GRAFT_CHECK(begin <= end && end <= children_.size(), "layer range [", begin, ", ", end, ") outside the ",
+                children_.size(), " layers");
+    at::Tensor h = x;
+    for (size_t i = begin; i < end; ++i) {
+      int64_t lin = linear_in_[i];
+      if (lin > 0 && h.dim() > 2) {
+        int64_t per = h.numel() / std::max<int64_t>(h.size(0), 1);
+        if (per == lin) h = h.flatten(1);
+        else if (h.size(1) == lin) h = h.mean({-2, -1}).flatten(1);
+      }
+      try {
+        h = children_[i].forward({h}).toTensor();
+      } catch (const c10::Error& e) {
+        std::string msg = e.what_without_backtrace();
+        GRAFT_FAIL("layer '", names_[i], "' of ", path_, " failed on input of shape ", h.sizes(), ": ",
+                   msg.substr(0, msg.find('\n')));
+      }
+    }
+    return h;
+  }
+
+  std::vector<std::pair<std::string, at::Tensor>> named_parameters() const override {
+    std::vector<std::pair<std::string, at::Tensor>> out;
+    for (const auto& p : module_.named_parameters(true)) out.emplace_back(p.name, p.value);
+    return out;
+  }
+  std::vector<std::pair<std::string, at::Tensor>> named_buffers() const override {
+    std::vector<std::pair<std::string, at::Tensor>> out;
+    for (const auto& p : module_.named_buffers(true)) out.emplace_back(p.name, p.value);
+    return out;
+  }
+  void train(bool on) override { module_.train(on); }
+  bool is_training() const override { return module_.is_training(); }
+  void train_layer(size_t i, bool on) override { children_.at(i).train(on); }
+  void to(c10::Device d) override { module_.to(d); }
+  std::string layer_kind(size_t i) const override { return kinds_.at(i); }
+
+  torch::jit::Module& module() { return module_; }
+  const torch::jit::Module& module() const { return module_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  torch::jit::Module module_;
+  std::string path_;
+  std::vector<std::string> names_, kinds_;
+  std::vector<torch::jit::Module> children_;
+  std::vector<int64_t> linear_in_;
+};
+
+const TorchScriptBackbone& as_ts(const Backbone& b) {
+  auto p = dynamic_cast<const TorchScriptBackbone*>(&b);
+  GRAFT_CHECK(p, "model '", b.arch(), "' is a native graft model, not TorchScript; save it as a graft checkpoint");
+  return *p;
+}
+
+}  // namespace
+
+BackbonePtr wrap_torchscript(const torch::jit::Module& module, const std::string& path) {
+  return std::make_shared<TorchScriptBackbone>(module, path);
+}
+
+BackbonePtr load_torchscript(const std::string& path) {
+  io::require_readable(path, "TorchScript file");
+  torch::jit::Module m;
+  try {
+    m = torch::jit::load(path, torch::kCPU);
+  } catch (const c10::Error& e) {
+    std::string msg = e.what_without_backtrace();
+    GRAFT_FAIL(path, " is not a loadable TorchScript file (", msg.substr(0, msg.find('\n')), "); ", kExportHint);
+  } catch (const std::exception& e) {
+    GRAFT_FAIL(path, " is not a loadable TorchScript file (", e.what(), "); ", kExportHint);
+  }
+  return wrap_torchscript(m, path);
+}
+
+bool is_torchscript(const Backbone& b) { return dynamic_cast<const TorchScriptBackbone*>(&b) != nullptr; }
+
+void save_torchscript(const Backbone& b, const std::string& path) {
+  const auto& ts = as_ts(b);
+  io::write_atomically(path, [&](const std::string& tmp) { ts.module().save(tmp); });
+}
+
+std::string torchscript_bytes(const Backbone& b) {
+  std::ostringstream os;
+  as_ts(b).module().save(os);
+  return os.str();
+}
+
+BackbonePtr torchscript_from_bytes(const std::string& bytes, const std::string& origin) {
+  std::istringstream is(bytes);
+  try {
+    return wrap_torchscript(torch::jit::load(is, torch::kCPU), origin);
+  } catch (const c10::Error& e) {
+    std::string msg = e.what_without_backtrace();
+    GRAFT_FAIL(origin, ": the TorchScript model stored in it cannot be loaded (", msg.substr(0, msg.find('\n')), ")");
+  }
+}
+
+double verify_torchscript_chain(Backbone& b, const std::vector<int64_t>& input_shape) {
+  auto& ts = const_cast<TorchScriptBackbone&>(as_ts(b));
+  torch::NoGradGuard ng;
+  bool was = b.is_training();
+  b.train(false);
+  std::vector<int64_t> s{2};
+  s.insert(s.end(), input_shape.begin(), input_shape.end());
+  auto x = torch::randn(s, torch::TensorOptions().device(b.device()));
+  auto chained = b.forward(x);
+  auto direct = ts.module().forward({x}).toTensor();
+  b.train(was);
+  GRAFT_CHECK(chained.sizes() == direct.sizes(), ts.path(), ": running the children in order gives shape ",
+              chained.sizes(), " but forward() gives ", direct.sizes(),
+              "; its forward() does more than call its children in order, so layers cannot be cut reliably");
+  double diff = (chained - direct).abs().max().item<double>();
+  double scale = std::max(1.0, direct.abs().max().item<double>());
+  GRAFT_CHECK(diff <= 1e-4 * scale, ts.path(), ": running the children in order differs from forward() by ", diff,
+              "; its forward() does more than call its children in order");
+  return diff;
+}
+
+}  // namespace graft::models

@@ -1,0 +1,207 @@
+#include "graft/models/zoo.h"
+
+#include <torch/nn.h>
+#include <torch/torch.h>
+
+#include "graft/core/check.h"
+
+namespace nn = torch::nn;
+
+namespace graft::models {
+namespace {
+
+// A CIFAR-style basic residual block (two 3x3 convs, identity or 1x1 projection).
+struct BasicBlockImpl : nn::Module {
+  BasicBlockImpl(int64_t in, int64_t out, int64_t stride)
+      : conv1(nn::Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(false)),
+        bn1(out),
+        conv2(nn::Conv2dOptions(out, out, 3).padding(1).bias(false)),
+        bn2(out) {
+    register_module("conv1", conv1);
+    register_module("bn1", bn1);
+    register_module("conv2", conv2);
+    register_module("bn2", bn2);
+    if (stride != 1 || in != out) {
+      shortcut = nn::Sequential(nn::Conv2d(nn::Conv2dOptions(in, out, 1).stride(stride).bias(false)),
+                                nn::BatchNorm2d(out));
+      register_module("shortcut", shortcut);
+    }
+  }
+  torch::Tensor forward(const torch::Tensor& x) {
+    auto h = torch::relu(bn1(conv1(x)));
+    h = bn2(conv2(h));
+    return torch::relu(h + (shortcut ? shortcut->forward(x) : x));
+  }
+  nn::Conv2d conv1;
+  nn::BatchNorm2d bn1;
+  nn::Conv2d conv2;
+  nn::BatchNorm2d bn2;
+  nn::Sequential shortcut{nullptr};
+};
+TORCH_MODULE(BasicBlock);
+
+class NativeBackbone : public Backbone {
+ public:
+  explicit NativeBackbone(std::string arch) : arch_(std::move(arch)), root_(std::make_shared<nn::Module>("graft")) {}
+
+  template <typename M>
+  void add(const std::string& name, M module, std::string kind) {
+    root_->register_module(name, module.ptr());
+    names_.push_back(name);
+    kinds_.push_back(std::move(kind));
+    layers_.emplace_back([module](const torch::Tensor& x) mutable { return module->forward(x); });
+  }
+
+  std::string arch() const override { return arch_; }
+  const std::vector<std::string>& layer_names() const override { return names_; }
+  at::Tensor forward_range(const at::Tensor& x, size_t begin, size_t end) override {
+    GRAFT_CHECK(begin <= end && end <= layers_.size(), "layer range [", begin, ", ", end, ") outside the ",
+                layers_.size(), " layers");
+    at::Tensor h = x;
+    for (size_t i = begin; i < end; ++i) h = layers_[i](h);
+    return h;
+  }
+  std::vector<std::pair<std::string, at::Tensor>> named_parameters() const override {
+    std::vector<std::pair<std::string, at::Tensor>> out;
+    for (const auto& it : root_->named_parameters(/*recurse=*/true)) out.emplace_back(it.key(), it.value());
+    return out;
+  }
+  std::vector<std::pair<std::string, at::Tensor>> named_buffers() const override {
+    std::vector<std::pair<std::string, at::Tensor>> out;
+    for (const auto& it : root_->named_buffers(/*recurse=*/true)) out.emplace_back(it.key(), it.value());
+    return out;
+  }
+  void train(bool on) override { root_->train(on); }
+  bool is_training() const override { return root_->is_training(); }
+  void train_layer(size_t i, bool on) override { root_->children().at(i)->train(on); }
+  void to(c10::Device d) override { root_->to(d); }
+  std::string layer_kind(size_t i) const override { return kinds_.at(i); }
+
+ private:
+  std::string arch_;
+  std::shared_ptr<nn::Module> root_;
+  std::vector<std::string> names_, kinds_;
+  std::vector<std::function<torch::Tensor(const torch::Tensor&)>> layers_;
+};
+
+int64_t flat_size(const std::shared_ptr<NativeBackbone>& b, const std::vector<int64_t>& input_shape) {
+  torch::NoGradGuard ng;
+  std::vector<int64_t> s{1};
+  s.insert(s.end(), input_shape.begin(), input_shape.end());
+  return b->forward(torch::zeros(s)).numel();
+}
+
+void require_image(const std::string& arch, const std::vector<int64_t>& s, int64_t min_hw) {
+  GRAFT_CHECK(s.size() == 3, arch, " needs image inputs (C,H,W); got input shape ", at::IntArrayRef(s),
+              ". Use mlp for vectors");
+  GRAFT_CHECK(s[1] >= min_hw && s[2] >= min_hw, arch, " needs images of at least ", min_hw, "x", min_hw, "; got ", s[1],
+              "x", s[2], ". Add a resize transform");
+}
+
+nn::Sequential conv_relu(int64_t in, int64_t out, int64_t k, int64_t pad = 0) {
+  return nn::Sequential(nn::Conv2d(nn::Conv2dOptions(in, out, k).padding(pad)), nn::ReLU());
+}
+nn::Sequential linear_relu(int64_t in, int64_t out) { return nn::Sequential(nn::Linear(in, out), nn::ReLU()); }
+
+BackbonePtr dann_mnist(const std::vector<int64_t>& s, int64_t k) {
+  require_image("dann_mnist", s, 20);
+  auto b = std::make_shared<NativeBackbone>("dann_mnist");
+  b->add("conv1", conv_relu(s[0], 32, 5), "Conv2d(5x5,32)+ReLU");
+  b->add("pool1", nn::MaxPool2d(2), "MaxPool2d(2)");
+  b->add("conv2", conv_relu(32, 48, 5), "Conv2d(5x5,48)+ReLU");
+  b->add("pool2", nn::MaxPool2d(2), "MaxPool2d(2)");
+  b->add("flatten", nn::Flatten(), "Flatten");
+  int64_t f = flat_size(b, s);
+  b->add("fc1", linear_relu(f, 100), "Linear(100)+ReLU");
+  b->add("fc2", linear_relu(100, 100), "Linear(100)+ReLU");
+  b->add("fc3", nn::Linear(100, k), str("Linear(", k, ")"));
+  return b;
+}
+
+BackbonePtr dann_svhn(const std::vector<int64_t>& s, int64_t k) {
+  require_image("dann_svhn", s, 16);
+  auto b = std::make_shared<NativeBackbone>("dann_svhn");
+  auto pool = [] { return nn::MaxPool2d(nn::MaxPool2dOptions(3).stride(2)); };
+  b->add("conv1", conv_relu(s[0], 64, 5, 2), "Conv2d(5x5,64)+ReLU");
+  b->add("pool1", pool(), "MaxPool2d(3,s2)");
+  b->add("conv2", conv_relu(64, 64, 5, 2), "Conv2d(5x5,64)+ReLU");
+  b->add("pool2", pool(), "MaxPool2d(3,s2)");
+  b->add("conv3", conv_relu(64, 128, 5, 2), "Conv2d(5x5,128)+ReLU");
+  b->add("flatten", nn::Flatten(), "Flatten");
+  int64_t f = flat_size(b, s);
+  b->add("fc1", linear_relu(f, 3072), "Linear(3072)+ReLU");
+  b->add("fc2", linear_relu(3072, 2048), "Linear(2048)+ReLU");
+  b->add("fc3", nn::Linear(2048, k), str("Linear(", k, ")"));
+  return b;
+}
+
+BackbonePtr resnet(const std::string& arch, int64_t blocks, const std::vector<int64_t>& s, int64_t k) {
+  require_image(arch, s, 8);
+  auto b = std::make_shared<NativeBackbone>(arch);
+  b->add("stem",
+         nn::Sequential(nn::Conv2d(nn::Conv2dOptions(s[0], 16, 3).padding(1).bias(false)), nn::BatchNorm2d(16),
+                        nn::ReLU()),
+         "Conv2d(3x3,16)+BN+ReLU");
+  int64_t in = 16;
+  for (int stage = 0; stage < 3; ++stage) {
+    int64_t out = 16 << stage;
+    nn::Sequential seq;
+    for (int64_t j = 0; j < blocks; ++j) {
+      seq->push_back(BasicBlock(in, out, (stage > 0 && j == 0) ? 2 : 1));
+      in = out;
+    }
+    b->add(str("layer", stage + 1), seq, str(blocks, "xBasicBlock(", out, stage > 0 ? ",s2)" : ")"));
+  }
+  b->add("avgpool", nn::Sequential(nn::AdaptiveAvgPool2d(1), nn::Flatten()), "GlobalAvgPool");
+  b->add("fc", nn::Linear(64, k), str("Linear(", k, ")"));
+  return b;
+}
+
+BackbonePtr mlp(const std::string& arch, const std::vector<int64_t>& s, int64_t k) {
+  std::vector<int64_t> hidden{100, 100};
+  auto colon = arch.find(':');
+  if (colon != std::string::npos) {
+    hidden.clear();
+    std::stringstream ss(arch.substr(colon + 1));
+    std::string tok;
+    while (std::getline(ss, tok, ',')) {
+      GRAFT_CHECK(!tok.empty() && tok.find_first_not_of("0123456789") == std::string::npos, "model '", arch,
+                  "': hidden sizes must be positive integers, e.g. mlp:64,64");
+      hidden.push_back(std::stoll(tok));
+      GRAFT_CHECK(hidden.back() > 0 && hidden.back() <= 65536, "model '", arch, "': hidden size out of range");
+    }
+  }
+  auto b = std::make_shared<NativeBackbone>(arch);
+  int64_t in = 1;
+  for (auto d : s) in *= d;
+  if (s.size() > 1) b->add("flatten", nn::Flatten(), "Flatten");
+  for (size_t i = 0; i < hidden.size(); ++i) {
+    b->add(str("fc", i + 1), linear_relu(in, hidden[i]), str("Linear(", hidden[i], ")+ReLU"));
+    in = hidden[i];
+  }
+  b->add("out", nn::Linear(in, k), str("Linear(", k, ")"));
+  return b;
+}
+
+}  // namespace
+
+std::vector<std::string> zoo_names() { return {"dann_mnist", "dann_svhn", "resnet8", "resnet20", "mlp"}; }
+
+BackbonePtr create_model(const std::string& arch, const std::vector<int64_t>& input_shape, int64_t num_classes,
+                         uint64_t seed) {
+  GRAFT_CHECK(num_classes >= 2, "model '", arch, "' needs at least 2 classes, got ", num_classes);
+  GRAFT_CHECK(!input_shape.empty(), "model '", arch, "': unknown input shape");
+  torch::manual_seed(seed);
+  if (arch == "dann_mnist") return dann_mnist(input_shape, num_classes);
+  if (arch == "dann_svhn") return dann_svhn(input_shape, num_classes);
+  if (arch == "resnet8") return resnet(arch, 1, input_shape, num_classes);
+  if (arch == "resnet20") return resnet(arch, 3, input_shape, num_classes);
+  if (arch == "mlp" || arch.rfind("mlp:", 0) == 0) return mlp(arch, input_shape, num_classes);
+  auto close = close_matches(arch, zoo_names());
+  std::string hint;
+  for (const auto& c : close) hint += (hint.empty() ? "" : ", ") + c;
+  GRAFT_FAIL("unknown model '", arch, "'", hint.empty() ? "" : "; did you mean " + hint + "?",
+             " Models: dann_mnist, dann_svhn, resnet8, resnet20, mlp[:H,...], a TorchScript .pt file or a graft checkpoint");
+}
+
+}  // namespace graft::models
