@@ -98,3 +98,16 @@ TEST(Cli, PredictOnImageFilesAndMissingOnes) {
   expect_clean_error(missing, "nope.png");
   EXPECT_FALSE(std::filesystem::exists(d / "p.csv"));
 }
+
+TEST(Cli, DemoRunsEndToEndOnASmallBudget) {
+  // The quick-start demo, shortened: 2000 MNIST digits, one epoch. It makes the
+  // MNIST-M-style target in the data cache when missing.
+  TempDir d;
+  auto r = cli("demo --epochs 1 --limit 2000 --out " + (d / "demo") + " --threads 2");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_TRUE(has(r, "in domain") && has(r, "out of domain") && has(r, "domain gap")) << r.out;
+  std::ifstream f(d / "demo/summary.json");
+  auto j = nlohmann::json::parse(f);
+  EXPECT_GT(j["source_test"]["accuracy"].get<double>(), 0.8);
+  EXPECT_LT(j["target_test"]["accuracy"].get<double>(), j["source_test"]["accuracy"].get<double>());
+}
