@@ -6,10 +6,13 @@
 #include <iostream>
 #include <string>
 
+#include "graft/core/runtime.h"
+
 #include "graft/data/loader.h"
 #include "graft/data/readers.h"
 
 int main(int argc, char** argv) {
+  graft::tune_allocator();  // as the graft CLI does
   std::string root, transforms = "resize=128,center-crop=112,hflip,normalize=0.485/0.456/0.406:0.229/0.224/0.225";
   int64_t batch = 64;
   int workers = 2, epochs = 2;

@@ -7,9 +7,12 @@
 #include <iostream>
 #include <string>
 
+#include "graft/core/runtime.h"
+
 #include "graft/models/zoo.h"
 
 int main(int argc, char** argv) {
+  graft::tune_allocator();  // as the graft CLI does
   std::string arch = "dann_mnist";
   int64_t batch = 128, steps = 200, warmup = 20, threads = 2, channels = 1, size = 28;
   for (int i = 1; i + 1 < argc; i += 2) {

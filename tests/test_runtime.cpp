@@ -37,3 +37,5 @@ TEST(Runtime, RejectsUnknownDevices) {
   EXPECT_THROW(parse_device("gpu"), Error);
   EXPECT_THROW(set_threads(-1), Error);
 }
+
+TEST(Runtime, AllocatorTuningIsAccepted) { EXPECT_TRUE(tune_allocator()); }

@@ -6,8 +6,10 @@
 
 #include "common.h"
 #include "graft/core/check.h"
+#include "graft/core/runtime.h"
 
 int main(int argc, char** argv) {
+  graft::tune_allocator();
   CLI::App app{"graft: transfer learning and domain adaptation of deep networks (libtorch)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "graft 0.1.0");

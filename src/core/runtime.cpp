@@ -3,6 +3,7 @@
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
+#include <malloc.h>
 #include <torch/cuda.h>
 
 #include <atomic>
@@ -48,6 +49,16 @@ bool warn_if_reference_blas() {
             << "), about 50x slower for matrix products; install OpenBLAS with "
                "'apt-get install libopenblas0-openmp' (scripts/setup.sh does this)\n";
   return true;
+}
+
+bool tune_allocator() {
+#ifdef __GLIBC__
+  bool ok = mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024) == 1;
+  ok = mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024) == 1 && ok;
+  return ok;
+#else
+  return false;
+#endif
 }
 
 c10::Device parse_device(const std::string& s) {

@@ -25,6 +25,14 @@ BlasInfo detect_blas();
 /// reference BLAS, naming the Debian package that fixes it. Returns true if it warned.
 bool warn_if_reference_blas();
 
+/// Keeps large freed blocks in the heap for reuse instead of returning them to the
+/// system: glibc otherwise serves each activation buffer above its mmap threshold
+/// with fresh, zero-filled pages, which here made training steps up to 4x slower
+/// (page-fault time). Raises M_MMAP_THRESHOLD to its maximum (32 MiB) and the trim
+/// threshold to 1 GiB. The CLI calls it at start-up; library users may too.
+/// Process-wide; returns false where glibc refuses the settings.
+bool tune_allocator();
+
 /// Parses "cpu", "cuda" or "cuda:N". Throws graft::Error for other strings and for
 /// cuda when this libtorch has no CUDA or no GPU is visible.
 c10::Device parse_device(const std::string& s);
