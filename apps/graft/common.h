@@ -46,5 +46,6 @@ void add_eval(CLI::App& app);
 void add_predict(CLI::App& app);
 void add_data(CLI::App& app);
 void add_demo(CLI::App& app);
+void add_extract(CLI::App& app);
 
 }  // namespace graft::cli

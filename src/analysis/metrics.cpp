@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <iomanip>
+#include <iostream>
 #include <limits>
 #include <sstream>
 
@@ -102,6 +103,9 @@ ClassificationReport evaluate(models::Backbone& model, const data::DatasetPtr& d
     truths.push_back(b->label);
   }
   model.train(was);
+  GRAFT_CHECK(!preds.empty(), dataset->describe(), ": no example could be evaluated");
+  if (loader.skipped() > 0)
+    std::cerr << "graft: skipped " << loader.skipped() << " undecodable example(s) of " << dataset->describe() << "\n";
   auto r = classification_report(at::cat(preds), at::cat(truths), k);
   r.loss = loss_sum / static_cast<double>(std::max<int64_t>(r.n, 1));
   return r;

@@ -17,6 +17,7 @@ Loader::Loader(DatasetPtr dataset, Pipeline pipeline, LoaderOptions opts)
               opts_.batch_size);
   GRAFT_CHECK(opts_.workers >= 0 && opts_.workers <= 256, "--workers must be in [0, 256], got ", opts_.workers);
   opts_.prefetch = std::max(1, opts_.prefetch);
+  opts_.skip_bad = opts_.skip_bad || dataset_->skip_bad();
 }
 
 Loader::~Loader() { stop_workers(); }

@@ -39,6 +39,9 @@ class Dataset {
   virtual Batch get_batch(const std::vector<int64_t>& indices) const;
   /// True when get_batch is a cheap vectorised gather (in-memory tensors).
   virtual bool tensor_backed() const { return false; }
+  /// True when loaders should drop examples that fail to decode (counting them)
+  /// instead of stopping: the @skip-bad view of image datasets.
+  virtual bool skip_bad() const { return false; }
   /// Shape of one input, (C,H,W) or (D); for image folders the shape after decoding
   /// the first image (others may differ until resized by a transform).
   virtual std::vector<int64_t> input_shape() const = 0;
@@ -86,6 +89,7 @@ class SubsetDataset : public Dataset {
   Example get(int64_t i) const override;
   Batch get_batch(const std::vector<int64_t>& indices) const override;
   bool tensor_backed() const override { return base_->tensor_backed(); }
+  bool skip_bad() const override { return base_->skip_bad(); }
   std::vector<int64_t> input_shape() const override { return base_->input_shape(); }
   const std::vector<std::string>& class_names() const override { return class_names_; }
   std::vector<int64_t> labels() const override;

@@ -46,6 +46,7 @@ class ImageFileDataset : public Dataset {
   /// Throws graft::Error naming the file when it cannot be decoded.
   Example get(int64_t i) const override;
   std::vector<int64_t> input_shape() const override;
+  bool skip_bad() const override { return opts_.skip_bad; }
   const std::vector<std::string>& class_names() const override { return class_names_; }
   std::vector<int64_t> labels() const override;
   std::string describe() const override;
