@@ -47,5 +47,6 @@ void add_predict(CLI::App& app);
 void add_data(CLI::App& app);
 void add_demo(CLI::App& app);
 void add_extract(CLI::App& app);
+void add_linear(CLI::App& app);
 
 }  // namespace graft::cli
