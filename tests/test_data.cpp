@@ -17,6 +17,7 @@
 #include "test_util.h"
 
 using namespace graft;
+using graft::test::error_of;
 using namespace graft::data;
 
 namespace {
@@ -27,15 +28,6 @@ void gzip_file(const std::string& from, const std::string& to) {
   gzFile f = gzopen(to.c_str(), "wb");
   gzwrite(f, s.data(), static_cast<unsigned>(s.size()));
   gzclose(f);
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 void write_png(const std::string& path, int value, int channels = 3, int size = 12) {

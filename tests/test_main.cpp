@@ -6,6 +6,7 @@
 #include <fstream>
 #include <random>
 
+#include "graft/core/check.h"
 #include "graft/io/files.h"
 #include "graft/data/readers.h"
 #include "test_util.h"
@@ -46,6 +47,15 @@ Run run(const std::string& cmd) {
 }
 
 Run cli(const std::string& args) { return run("GRAFT_NO_BLAS_WARNING=1 " + graft_bin() + " " + args); }
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
 
 void write_toy_idx(const std::string& images, const std::string& labels, int64_t n, int64_t k, uint64_t seed) {
   at::manual_seed(seed);

@@ -12,6 +12,7 @@
 #include "test_util.h"
 
 using namespace graft;
+using graft::test::error_of;
 
 namespace {
 
@@ -42,14 +43,6 @@ train::TrainConfig quick(const std::string& out) {
   return c;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 }  // namespace
 

@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <string>
 
 namespace graft::test {
@@ -38,6 +39,9 @@ struct Run {
 Run run(const std::string& cmd);
 /// Runs the graft binary with arguments.
 Run cli(const std::string& args);
+
+/// The message of the graft::Error that f throws, or "" when it throws none.
+std::string error_of(const std::function<void()>& f);
 
 /// Writes a small IDX dataset of n random 8x8 images with labels cycling 0..k-1
 /// (class c images are brighter in row c so a tiny model can learn them).
