@@ -8,6 +8,10 @@ Writes into OUT_DIR (default tests/fixtures/generated):
   mobilenet.pt, mobilenet_input.npy, mobilenet_out.npy
                          torchvision MobileNetV2 (width 0.25), whose forward() pools and
                          flattens between its children 'features' and 'classifier'
+  resnet18.pt            torchvision ResNet-18 (random weights, perturbed BatchNorm statistics) scripted
+  resnet18_input.npy     a fixed input batch (2,3,224,224)
+  resnet18_<layer>.npy   the eager (unscripted) torchvision model's activations after layer2,
+                         layer4 and avgpool, flattened: the off-the-shelf features graft must equal
   scripted_fn.pt         a module whose forward() is not its children in order (taps refused)
 
 graft never runs Python: this script only makes fixtures that the C++ tests compare against.
@@ -58,6 +62,23 @@ def main():
     save(os.path.join(out, "mobilenet_input.npy"), xm.numpy())
     with torch.no_grad():
         save(os.path.join(out, "mobilenet_out.npy"), mob(xm).numpy())
+
+    r18 = torchvision.models.resnet18(num_classes=1000)
+    r18.eval()
+    for m in r18.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    torch.jit.script(r18).save(os.path.join(out, "resnet18.pt"))
+    x18 = torch.randn(2, 3, 224, 224)
+    save(os.path.join(out, "resnet18_input.npy"), x18.numpy())
+    with torch.no_grad():
+        h = r18.maxpool(r18.relu(r18.bn1(r18.conv1(x18))))
+        h = r18.layer2(r18.layer1(h))
+        save(os.path.join(out, "resnet18_layer2.npy"), h.flatten(1).numpy())
+        h = r18.layer4(r18.layer3(h))
+        save(os.path.join(out, "resnet18_layer4.npy"), h.flatten(1).numpy())
+        save(os.path.join(out, "resnet18_avgpool.npy"), r18.avgpool(h).flatten(1).numpy())
 
     class Twisted(torch.nn.Module):
         def __init__(self):

@@ -19,14 +19,14 @@ void add_extract(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   auto* sub = app.add_subcommand("extract", "Features of named layers as .npy (float32) with labels (int64)");
   sub->add_option("--model", o->model, "graft checkpoint, TorchScript .pt or zoo name")->required();
-  sub->add_option("--layers", o->layers, "comma-separated layer names (see 'graft layers MODEL')")->required();
+  sub->add_option("--layers", o->layers, "comma-separated layer names (see 'graft layers MODEL'); 'input' taps the raw input")->required();
   sub->add_option("--data", o->data, "dataset spec")->required();
   sub->add_option("--out", o->out, "features .npy; labels go to OUT with .labels.npy, a JSON sidecar to OUT.json")
       ->required();
   sub->add_option("--labels-out", o->labels_out, "labels .npy (default: beside --out)");
   sub->add_option("--pool", o->ex.pool, "flatten, avg, max or spp")->capture_default_str();
   sub->add_option("--norm", o->ex.norm, "none, l2 or power (signed sqrt + l2)")->capture_default_str();
-  sub->add_option("--tta", o->ex.tta, "none or flip (average with the mirrored image)")->capture_default_str();
+  sub->add_option("--tta", o->ex.tta, "none, flip, crops (centre + 4 corners) or crops+flip: features averaged over the views")->capture_default_str();
   sub->add_option("--batch-size", o->ex.batch_size, "examples per batch")->capture_default_str();
   sub->add_option("--workers", o->ex.workers, "loader threads")->capture_default_str();
   sub->add_option("--channels", o->channels, "input channels for zoo/TorchScript models (default: the data's)");

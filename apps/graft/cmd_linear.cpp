@@ -1,4 +1,5 @@
 // graft linear fit|eval|predict: shallow classifiers on extracted features.
+#include <chrono>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
@@ -42,7 +43,7 @@ void add_linear(CLI::App& app) {
 
   struct Fit {
     classify::LinearOptions o;
-    std::string features, labels, out;
+    std::string features, labels, out, report;
   };
   auto f = std::make_shared<Fit>();
   auto* fit = lin->add_subcommand("fit", "Fit a classifier; C chosen by stratified cross-validation unless given");
@@ -57,21 +58,33 @@ void add_linear(CLI::App& app) {
   fit->add_flag("!--no-standardize", f->o.standardize, "do not z-score the features");
   fit->add_option("--seed", f->o.seed, "seed of the fold assignment")->capture_default_str();
   fit->add_option("--out", f->out, "where to save the classifier")->required();
+  fit->add_option("--report", f->report, "also write C, cross-validation scores and fit time as JSON here");
   fit->callback([f] {
     f->o.validate();
     auto x = read_features(f->features);
     auto labels = f->labels.empty() ? default_labels(f->features) : f->labels;
     auto y = read_labels(labels, x.size(0), f->features);
     classify::LinearClassifier c(f->o);
+    auto t0 = std::chrono::steady_clock::now();
     c.fit(x, y);
+    double fit_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     for (auto& [C, acc] : c.cv_scores())
       std::cout << "C " << std::setw(8) << C << "  cross-validated accuracy " << std::fixed << std::setprecision(2)
                 << 100 * acc << "%\n" << std::defaultfloat;
     auto train_acc = (c.predict(x) == y).to(at::kDouble).mean().item<double>();
     std::cout << "chose C " << c.C() << "; training accuracy " << std::fixed << std::setprecision(2) << 100 * train_acc
               << "%\n";
+    std::cout << "fit in " << std::setprecision(3) << fit_seconds << " s\n" << std::defaultfloat;
     c.save(f->out, {{"features", f->features}, {"labels", labels}});
     std::cout << "saved " << f->out << "\n";
+    if (!f->report.empty()) {
+      nlohmann::json cv = nlohmann::json::array();
+      for (auto& [C, acc] : c.cv_scores()) cv.push_back({{"C", C}, {"cv_accuracy", acc}});
+      nlohmann::json j = {{"C", c.C()},         {"loss", f->o.loss},          {"cv", cv},
+                          {"fit_seconds", fit_seconds}, {"train_accuracy", train_acc}, {"rows", x.size(0)},
+                          {"dim", x.size(1)}};
+      io::write_text_atomically(f->report, j.dump() + "\n");
+    }
   });
 
   struct Ev {

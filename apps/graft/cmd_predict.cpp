@@ -2,6 +2,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
+#include <functional>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
@@ -12,6 +13,7 @@
 #include "graft/data/loader.h"
 #include "graft/data/readers.h"
 #include "graft/data/registry.h"
+#include "graft/features/offtheshelf.h"
 #include "graft/io/files.h"
 #include "graft/train/trainer.h"
 
@@ -26,7 +28,8 @@ void add_predict(CLI::App& app) {
   };
   auto o = std::make_shared<Opts>();
   auto* sub = app.add_subcommand("predict", "Predict labels and scores for image files or a dataset (CSV)");
-  sub->add_option("--model", o->model, "graft checkpoint (model.ckpt)")->required();
+  sub->add_option("--model", o->model, "graft checkpoint: a trained model (graft train) or an off-the-shelf "
+                                       "classifier (graft transfer --save)")->required();
   sub->add_option("images", o->images, "image files");
   sub->add_option("--data", o->data, "a dataset spec instead of image files");
   sub->add_option("--top", o->top, "how many classes and scores per input")->capture_default_str();
@@ -36,12 +39,28 @@ void add_predict(CLI::App& app) {
   sub->callback([o] {
     apply_common(o->common);
     GRAFT_CHECK(o->images.empty() != o->data.empty(), "give image files or --data, not both and not neither");
-    auto m = open_model(o->model, {}, {}, 0, "", 0);
-    GRAFT_CHECK(m.from_checkpoint, "--model '", o->model, "' is not a graft checkpoint (made by graft train)");
-    GRAFT_CHECK(o->top >= 1 && o->top <= m.meta.num_classes(), "--top must be in [1, ", m.meta.num_classes(), "]");
+    io::require_readable(o->model, "model");
+    GRAFT_CHECK(io::is_checkpoint(o->model), "--model '", o->model,
+                "' is not a graft checkpoint (made by graft train or graft transfer --save)");
+    auto ck = io::load_checkpoint(o->model);
     auto dev = parse_device(o->common.device);
-    m.model->to(dev);
-    m.model->train(false);
+    ck.model->to(dev);
+    ck.model->train(false);
+    OpenedModel m{ck.model, ck.meta, true};
+    // Scores of a batch and the names of the classes they rank.
+    std::function<at::Tensor(const at::Tensor&)> score;
+    std::vector<std::string> classes = m.meta.class_names;
+    std::shared_ptr<features::OffTheShelfModel> ots;
+    if (features::OffTheShelfModel::holds(ck)) {
+      ots = std::make_shared<features::OffTheShelfModel>(features::OffTheShelfModel::from_checkpoint(ck));
+      classes = ots->class_names;
+      score = [ots](const at::Tensor& x) { return ots->scores(x); };
+    } else {
+      auto model = m.model;
+      score = [model, dev](const at::Tensor& x) { return at::softmax(model->forward(x.to(dev)), 1).cpu(); };
+    }
+    const auto num_classes = static_cast<int64_t>(classes.size());
+    GRAFT_CHECK(o->top >= 1 && o->top <= num_classes, "--top must be in [1, ", num_classes, "]");
     data::DatasetPtr d;
     std::vector<std::string> names;
     if (!o->data.empty()) {
@@ -53,7 +72,7 @@ void add_predict(CLI::App& app) {
         items.emplace_back(p, data::kNoLabel);
       }
       int ch = m.meta.input_shape.size() == 3 ? static_cast<int>(m.meta.input_shape[0]) : 0;
-      d = std::make_shared<data::ImageFileDataset>(items, m.meta.class_names, "images",
+      d = std::make_shared<data::ImageFileDataset>(items, classes, "images",
                                                    data::ImageFileOptions().channels_(ch == 1 || ch == 3 ? ch : 0));
       names = o->images;
     }
@@ -72,7 +91,7 @@ void add_predict(CLI::App& app) {
     csv << "\n" << std::setprecision(6);
     c10::NoGradGuard ng;
     while (auto b = loader.next()) {
-      auto probs = at::softmax(m.model->forward(b->input.to(dev)), 1).cpu();
+      auto probs = score(b->input);
       auto top = probs.topk(o->top, 1);
       at::Tensor vals = std::get<0>(top), idx = std::get<1>(top);
       for (int64_t i = 0; i < b->size(); ++i) {
@@ -82,7 +101,7 @@ void add_predict(CLI::App& app) {
         csv << "," << b->label[i].item<int64_t>();
         for (int64_t k = 0; k < o->top; ++k) {
           auto c = idx[i][k].item<int64_t>();
-          std::string cname = m.meta.class_names[static_cast<size_t>(c)];
+          std::string cname = classes[static_cast<size_t>(c)];
           if (cname.find_first_of(",\"") != std::string::npos) cname = "\"" + cname + "\"";
           csv << "," << cname << "," << vals[i][k].item<float>();
         }

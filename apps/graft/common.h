@@ -48,5 +48,6 @@ void add_data(CLI::App& app);
 void add_demo(CLI::App& app);
 void add_extract(CLI::App& app);
 void add_linear(CLI::App& app);
+void add_transfer(CLI::App& app);
 
 }  // namespace graft::cli

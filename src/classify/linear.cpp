@@ -216,20 +216,49 @@ at::Tensor LinearClassifier::decision_function(const at::Tensor& X) const {
 
 at::Tensor LinearClassifier::predict(const at::Tensor& X) const { return decision_function(X).argmax(1); }
 
-void LinearClassifier::save(const std::string& path, const nlohmann::json& extra) const {
+std::pair<nlohmann::json, std::vector<std::pair<std::string, at::Tensor>>> LinearClassifier::to_parts(
+    const nlohmann::json& extra) const {
   GRAFT_CHECK(W_.defined(), "cannot save a classifier that is not fitted");
-  torch::serialize::OutputArchive a;
   nlohmann::json meta = {{"format", "graft-linear"}, {"version", 1},          {"loss", opts_.loss},
                          {"C", C_},                 {"standardize", opts_.standardize},
                          {"balanced", opts_.balanced}, {"extra", extra}};
   nlohmann::json cv = nlohmann::json::array();
   for (auto& [c, acc] : cv_) cv.push_back({{"C", c}, {"cv_accuracy", acc}});
   meta["cv"] = cv;
+  return {meta, {{"W", W_}, {"b", b_}, {"mean", mean_}, {"std", std_}}};
+}
+
+LinearClassifier LinearClassifier::from_parts(const nlohmann::json& meta,
+                                              const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                                              const std::string& origin) {
+  GRAFT_CHECK(meta.value("format", "") == "graft-linear", origin, " is not a graft linear classifier");
+  LinearOptions o;
+  o.loss = meta.value("loss", "squared_hinge");
+  o.standardize = meta.value("standardize", true);
+  o.balanced = meta.value("balanced", false);
+  LinearClassifier c(o);
+  c.C_ = meta.value("C", 0.0);
+  for (const auto& e : meta.value("cv", nlohmann::json::array())) c.cv_.emplace_back(e["C"], e["cv_accuracy"]);
+  auto get = [&](const char* name) {
+    for (const auto& [n, t] : tensors)
+      if (n == name) return t;
+    GRAFT_FAIL(origin, ": linear classifier lacks '", name, "'; the file is damaged");
+  };
+  c.W_ = get("W");
+  c.b_ = get("b");
+  c.mean_ = get("mean");
+  c.std_ = get("std");
+  GRAFT_CHECK(c.W_.dim() == 2 && c.b_.dim() == 1 && c.b_.size(0) == c.W_.size(0) && c.mean_.numel() == c.W_.size(1) &&
+                  c.std_.numel() == c.W_.size(1),
+              origin, ": linear classifier parts have inconsistent shapes; the file is damaged");
+  return c;
+}
+
+void LinearClassifier::save(const std::string& path, const nlohmann::json& extra) const {
+  auto [meta, tensors] = to_parts(extra);
+  torch::serialize::OutputArchive a;
   a.write("meta", c10::IValue(meta.dump()));
-  a.write("W", W_);
-  a.write("b", b_);
-  a.write("mean", mean_);
-  a.write("std", std_);
+  for (const auto& [n, t] : tensors) a.write(n, t);
   io::write_atomically(path, [&](const std::string& tmp) { a.save_to(tmp); });
 }
 
@@ -243,19 +272,18 @@ LinearClassifier LinearClassifier::load(const std::string& path, nlohmann::json*
   }
   c10::IValue v;
   GRAFT_CHECK(a.try_read("meta", v) && v.isString(), path, " is not a graft linear classifier");
-  auto meta = nlohmann::json::parse(v.toStringRef());
-  GRAFT_CHECK(meta.value("format", "") == "graft-linear", path, " is not a graft linear classifier");
-  LinearOptions o;
-  o.loss = meta.value("loss", "squared_hinge");
-  o.standardize = meta.value("standardize", true);
-  o.balanced = meta.value("balanced", false);
-  LinearClassifier c(o);
-  c.C_ = meta.value("C", 0.0);
-  for (const auto& e : meta.value("cv", nlohmann::json::array())) c.cv_.emplace_back(e["C"], e["cv_accuracy"]);
-  a.read("W", c.W_);
-  a.read("b", c.b_);
-  a.read("mean", c.mean_);
-  a.read("std", c.std_);
+  nlohmann::json meta;
+  try {
+    meta = nlohmann::json::parse(v.toStringRef());
+  } catch (const std::exception&) {
+    GRAFT_FAIL(path, ": corrupt classifier metadata");
+  }
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  for (const char* n : {"W", "b", "mean", "std"}) {
+    at::Tensor t;
+    if (a.try_read(n, t)) tensors.emplace_back(n, t);
+  }
+  auto c = from_parts(meta, tensors, path);
   if (extra) *extra = meta.value("extra", nlohmann::json::object());
   return c;
 }

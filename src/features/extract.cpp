@@ -47,17 +47,110 @@ void ExtractOptions::validate() const {
   GRAFT_CHECK(!layers.empty(), "--layers is empty; name one or more layers from 'graft layers MODEL'");
   check_in("pool", pool, {"flatten", "avg", "max", "spp"});
   check_in("norm", norm, {"none", "l2", "power"});
-  check_in("tta", tta, {"none", "flip"});
+  check_in("tta", tta, {"none", "flip", "crops", "crops+flip"});
   GRAFT_CHECK(batch_size >= 1 && batch_size <= 65536, "--batch-size must be in [1, 65536], got ", batch_size);
+  GRAFT_CHECK(workers >= 0 && workers <= 256, "--workers must be in [0, 256], got ", workers);
+}
+
+std::vector<at::Tensor> tta_views(const at::Tensor& x, const std::string& tta) {
+  if (tta == "none" || x.dim() != 4) return {x};
+  std::vector<at::Tensor> views;
+  if (tta == "flip") return {x, x.flip({-1})};
+  const int64_t H = x.size(2), W = x.size(3);
+  const int64_t ch = std::max<int64_t>(1, (H * 7 + 4) / 8), cw = std::max<int64_t>(1, (W * 7 + 4) / 8);
+  const int64_t offs[5][2] = {{(H - ch) / 2, (W - cw) / 2}, {0, 0}, {0, W - cw}, {H - ch, 0}, {H - ch, W - cw}};
+  auto xf = x.is_floating_point() ? x : x.to(at::kFloat);
+  for (const auto& o : offs) {
+    auto c = xf.narrow(2, o[0], ch).narrow(3, o[1], cw);
+    auto v = (ch == H && cw == W) ? c : at::upsample_bilinear2d(c.contiguous(), {H, W}, false, c10::nullopt, c10::nullopt);
+    views.push_back(v);
+    if (tta == "crops+flip") views.push_back(v.flip({-1}));
+  }
+  return views;
+}
+
+FeatureExtractor::FeatureExtractor(models::Backbone& model, ExtractOptions opts) : model_(model), opts_(std::move(opts)) {
+  opts_.validate();
+  const auto& names = model_.layer_names();
+  for (const auto& l : opts_.layers) {
+    bool is_input = l == "input" && std::find(names.begin(), names.end(), l) == names.end();
+    if (is_input) {
+      source_.push_back(-1);
+      continue;
+    }
+    size_t idx = model_.layer_index(l);
+    auto it = std::find(taps_.begin(), taps_.end(), idx);
+    source_.push_back(static_cast<int>(it - taps_.begin()));
+    if (it == taps_.end()) taps_.push_back(idx);
+  }
+}
+
+std::vector<at::Tensor> FeatureExtractor::pooled(const at::Tensor& x) {
+  std::vector<at::Tensor> sum(opts_.layers.size());
+  auto views = tta_views(x, opts_.tta);
+  for (const auto& v : views) {
+    auto acts = taps_.empty() ? std::vector<at::Tensor>{} : model_.forward_taps(v, taps_);
+    for (size_t k = 0; k < opts_.layers.size(); ++k) {
+      const auto& a = source_[k] < 0 ? v : acts[static_cast<size_t>(source_[k])];
+      auto p = pool(a, source_[k] < 0 ? "flatten" : opts_.pool).to(at::kFloat);
+      sum[k] = sum[k].defined() ? sum[k] + p : p;
+    }
+  }
+  if (views.size() > 1)
+    for (auto& s : sum) s = s / static_cast<double>(views.size());
+  return sum;
+}
+
+std::vector<at::Tensor> FeatureExtractor::per_layer(const at::Tensor& x) {
+  c10::InferenceMode guard;
+  auto parts = pooled(x);
+  for (auto& p : parts) {
+    p = normalize(p, opts_.norm).cpu().contiguous();
+    GRAFT_CHECK(at::isfinite(p).all().item<bool>(), "features contain NaN or infinite values; check the model "
+                "weights and the input data");
+  }
+  return parts;
+}
+
+at::Tensor FeatureExtractor::concatenated(const at::Tensor& x, std::vector<int64_t>* dims) {
+  c10::InferenceMode guard;
+  auto parts = pooled(x);
+  if (dims) {
+    dims->clear();
+    for (const auto& p : parts) dims->push_back(p.size(1));
+  }
+  auto f = normalize(at::cat(parts, 1), opts_.norm).cpu().contiguous();
+  GRAFT_CHECK(at::isfinite(f).all().item<bool>(), "features contain NaN or infinite values; check the model weights "
+              "and the input data");
+  return f;
+}
+
+FeatureSet extract_in_memory(models::Backbone& model, const io::ModelMeta& meta, const data::DatasetPtr& dataset,
+                             const ExtractOptions& opts) {
+  FeatureExtractor fx(model, opts);
+  model.train(false);
+  auto dev = model.device();
+  data::Loader loader(dataset, train::input_pipeline(meta, dataset->input_shape()),
+                      data::LoaderOptions().batch_size_(opts.batch_size).shuffle_(false).workers_(opts.workers));
+  loader.start_epoch(0);
+  std::vector<std::vector<at::Tensor>> parts(opts.layers.size());
+  std::vector<at::Tensor> labels;
+  while (auto b = loader.next()) {
+    auto f = fx.per_layer(b->input.to(dev));
+    for (size_t k = 0; k < f.size(); ++k) parts[k].push_back(f[k]);
+    labels.push_back(b->label);
+  }
+  GRAFT_CHECK(!labels.empty(), dataset->describe(), ": no example could be read");
+  FeatureSet out;
+  for (auto& p : parts) out.layers.push_back(at::cat(p, 0));
+  out.labels = at::cat(labels, 0).to(at::kLong);
+  return out;
 }
 
 ExtractResult extract(models::Backbone& model, const io::ModelMeta& meta, const data::DatasetPtr& dataset,
                       const ExtractOptions& opts, const std::string& features_path, const std::string& labels_path,
                       const std::string& model_name) {
-  opts.validate();
-  std::vector<size_t> taps;
-  for (const auto& l : opts.layers) taps.push_back(model.layer_index(l));
-  c10::InferenceMode guard;
+  FeatureExtractor fx(model, opts);
   model.train(false);
   auto dev = model.device();
   data::Loader loader(dataset, train::input_pipeline(meta, dataset->input_shape()),
@@ -66,19 +159,10 @@ ExtractResult extract(models::Backbone& model, const io::ModelMeta& meta, const 
   std::unique_ptr<io::NpyWriter> fw, lw;
   ExtractResult res;
   while (auto b = loader.next()) {
-    auto x = b->input.to(dev);
-    auto acts = model.forward_taps(x, taps);
-    if (opts.tta == "flip" && x.dim() == 4) {
-      auto flipped = model.forward_taps(x.flip({-1}), taps);
-      for (size_t k = 0; k < acts.size(); ++k) acts[k] = (acts[k] + flipped[k]) / 2;
-    }
-    std::vector<at::Tensor> parts;
-    for (size_t k = 0; k < acts.size(); ++k) {
-      parts.push_back(pool(acts[k], opts.pool).to(at::kFloat));
-      if (!fw) res.layer_dims.emplace_back(opts.layers[k], parts.back().size(1));
-    }
-    auto f = normalize(at::cat(parts, 1), opts.norm).cpu().contiguous();
+    std::vector<int64_t> dims;
+    auto f = fx.concatenated(b->input.to(dev), fw ? nullptr : &dims);
     if (!fw) {
+      for (size_t k = 0; k < dims.size(); ++k) res.layer_dims.emplace_back(opts.layers[k], dims[k]);
       fw = std::make_unique<io::NpyWriter>(features_path, std::vector<int64_t>{f.size(1)}, at::kFloat);
       lw = std::make_unique<io::NpyWriter>(labels_path, std::vector<int64_t>{}, at::kLong);
     }

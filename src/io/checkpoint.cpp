@@ -51,8 +51,14 @@ ModelMeta ModelMeta::from_json(const nlohmann::json& j) {
   return m;
 }
 
+const at::Tensor& Attachment::tensor(const std::string& name) const {
+  for (const auto& [n, t] : tensors)
+    if (n == name) return t;
+  GRAFT_FAIL("checkpoint attachment '", meta.value("kind", "?"), "' lacks tensor '", name, "'");
+}
+
 void save_checkpoint(const std::string& path, const models::Backbone& model, const ModelMeta& meta,
-                     const TrainState* state, torch::optim::Optimizer* optimizer) {
+                     const TrainState* state, torch::optim::Optimizer* optimizer, const Attachment* attachment) {
   torch::serialize::OutputArchive out;
   nlohmann::json j = {{"format", "graft-checkpoint"}, {"version", kCheckpointVersion}, {"model", meta.to_json()}};
   if (state) {
@@ -61,6 +67,14 @@ void save_checkpoint(const std::string& path, const models::Backbone& model, con
                   {"global_step", state->global_step},
                   {"config", state->config},
                   {"extra", state->extra}};
+  }
+  if (attachment) {
+    nlohmann::json names = nlohmann::json::array();
+    for (const auto& [n, t] : attachment->tensors) {
+      names.push_back(n);
+      out.write("attachment/" + n, t.detach().cpu());
+    }
+    j["attachment"] = {{"meta", attachment->meta}, {"tensors", names}};
   }
   out.write("graft_meta", c10::IValue(j.dump()));
   if (models::is_torchscript(model)) {
@@ -114,6 +128,17 @@ Checkpoint load_checkpoint(const std::string& path, bool restore_rng) {
     ck.state.global_step = s.value("global_step", 0);
     ck.state.config = s.value("config", nlohmann::json::object());
     ck.state.extra = s.value("extra", nlohmann::json::object());
+  }
+  if (j.contains("attachment")) {
+    Attachment a;
+    a.meta = j["attachment"].value("meta", nlohmann::json::object());
+    for (const auto& n : j["attachment"].value("tensors", nlohmann::json::array())) {
+      at::Tensor t;
+      GRAFT_CHECK(in.try_read("attachment/" + n.get<std::string>(), t), path, ": checkpoint lacks attached tensor '",
+                  n.get<std::string>(), "'; the file is damaged");
+      a.tensors.emplace_back(n.get<std::string>(), t);
+    }
+    ck.attachment = std::move(a);
   }
   if (ck.meta.arch == "torchscript") {
     at::Tensor bytes;

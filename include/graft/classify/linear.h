@@ -48,6 +48,13 @@ class LinearClassifier {
   void save(const std::string& path, const nlohmann::json& extra = {}) const;
   /// Loads a saved classifier; extra receives the metadata saved with it.
   static LinearClassifier load(const std::string& path, nlohmann::json* extra = nullptr);
+  /// The fitted state as JSON plus named tensors (to embed it in another file), and back.
+  std::pair<nlohmann::json, std::vector<std::pair<std::string, at::Tensor>>> to_parts(
+      const nlohmann::json& extra = {}) const;
+  /// Throws graft::Error when a part is missing or shapes disagree; `origin` names the file in messages.
+  static LinearClassifier from_parts(const nlohmann::json& meta,
+                                     const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                                     const std::string& origin);
 
  private:
   std::pair<at::Tensor, at::Tensor> fit_once(const at::Tensor& X, const at::Tensor& y, int64_t k, double C) const;

@@ -27,12 +27,52 @@ struct ExtractOptions {
   std::vector<std::string> layers;  ///< names from `graft layers`; features are concatenated in this order
   std::string pool = "avg";
   std::string norm = "none";
-  std::string tta = "none";         ///< none, or flip (average with the horizontally flipped input)
+  /// Test-time augmentation, averaged over the views as Razavian et al. did:
+  ///   none; flip (the image and its mirror); crops (the centre and four corner crops
+  ///   covering 7/8 of each side, each resized back to the input size); crops+flip (all 10).
+  std::string tta = "none";
   int64_t batch_size = 128;
   int workers = 2;
   /// Throws graft::Error naming the bad option (unknown pooling, norm, tta, empty layers).
   void validate() const;
 };
+
+/// Computes features of batches: runs the model once up to the deepest tap, then
+/// pools each tapped activation, averages over the test-time views and normalises.
+/// The pseudo-layer "input" taps the model input itself (raw pixels after preprocessing,
+/// always flattened whatever the pooling).
+class FeatureExtractor {
+ public:
+  /// Throws graft::Error for unknown layers (close matches listed) or bad options.
+  FeatureExtractor(models::Backbone& model, ExtractOptions opts);
+  /// One tensor per requested layer, each pooled and normalised on its own.
+  /// Shape: x (N,*input) on the model's device -> each (N,F_layer) float32 on the CPU.
+  std::vector<at::Tensor> per_layer(const at::Tensor& x);
+  /// The requested layers' features concatenated, then normalised.
+  /// Shape: (N,*input) -> (N, sum F_layer). dims, when given, receives each layer's width.
+  at::Tensor concatenated(const at::Tensor& x, std::vector<int64_t>* dims = nullptr);
+  const ExtractOptions& options() const { return opts_; }
+
+ private:
+  std::vector<at::Tensor> pooled(const at::Tensor& x);
+  models::Backbone& model_;
+  ExtractOptions opts_;
+  std::vector<size_t> taps_;   ///< model layer indices to run
+  std::vector<int> source_;    ///< for each requested layer: index into taps_, or -1 for "input"
+};
+
+/// The test-time views of a batch: the batch itself for "none", else 2, 5 or 10 views.
+/// Shape: (N,C,H,W) -> each (N,C,H,W). Inputs without spatial dimensions get one view.
+std::vector<at::Tensor> tta_views(const at::Tensor& x, const std::string& tta);
+
+/// Features of every example of a labelled dataset, held in memory (one tensor per
+/// requested layer, plus labels): for small label budgets and test sets.
+struct FeatureSet {
+  std::vector<at::Tensor> layers;  ///< each (N,F_layer) float32
+  at::Tensor labels;               ///< (N) int64
+};
+FeatureSet extract_in_memory(models::Backbone& model, const io::ModelMeta& meta, const data::DatasetPtr& dataset,
+                             const ExtractOptions& opts);
 
 /// What extract() wrote.
 struct ExtractResult {

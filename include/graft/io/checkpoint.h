@@ -3,8 +3,12 @@
 /// the resolved configuration in one file; and opening any model a CLI names.
 #include <nlohmann/json.hpp>
 
+#include <ATen/core/Tensor.h>
+
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "graft/models/backbone.h"
@@ -38,9 +42,19 @@ struct TrainState {
   nlohmann::json extra;       ///< trainer-specific state (best validation loss, history...)
 };
 
-/// Writes a checkpoint to path atomically (temp file + rename). optimizer may be null.
+/// Named tensors with a JSON description, stored beside the model in a checkpoint
+/// (e.g. the shallow classifier of an off-the-shelf model, under meta["kind"]).
+struct Attachment {
+  nlohmann::json meta;
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  /// The tensor with this name; throws graft::Error when absent.
+  const at::Tensor& tensor(const std::string& name) const;
+};
+
+/// Writes a checkpoint to path atomically (temp file + rename). optimizer and attachment may be null.
 void save_checkpoint(const std::string& path, const models::Backbone& model, const ModelMeta& meta,
-                     const TrainState* state, torch::optim::Optimizer* optimizer);
+                     const TrainState* state, torch::optim::Optimizer* optimizer,
+                     const Attachment* attachment = nullptr);
 
 /// A loaded checkpoint.
 struct Checkpoint {
@@ -48,6 +62,7 @@ struct Checkpoint {
   ModelMeta meta;
   bool has_state = false;
   TrainState state;
+  std::optional<Attachment> attachment;
   std::string path;
 };
 

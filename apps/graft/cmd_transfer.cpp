@@ -1,0 +1,107 @@
+// graft transfer --recipe offtheshelf: extract, fit and evaluate per layer on a target
+// with label budgets and seeds; print which layer transfers best.
+#include <iostream>
+
+#include "common.h"
+#include "graft/core/check.h"
+#include "graft/core/runtime.h"
+#include "graft/data/registry.h"
+#include "graft/features/offtheshelf.h"
+#include "graft/io/files.h"
+
+namespace graft::cli {
+
+void add_transfer(CLI::App& app) {
+  struct Opts {
+    Common common;
+    features::TransferOptions t;
+    std::string recipe = "offtheshelf", model, train, test, layers, out, save, preprocess = "normalize=0.5:0.5";
+    int channels = 0;
+    bool quiet = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* sub = app.add_subcommand("transfer", "Transfer a pretrained model to a target task and compare layers");
+  sub->add_option("--recipe", o->recipe, "offtheshelf: a shallow classifier on each layer's features")
+      ->capture_default_str();
+  sub->add_option("--model", o->model, "graft checkpoint, TorchScript .pt or zoo name")->required();
+  sub->add_option("--layers", o->layers, "comma-separated layers to compare; 'input' is the raw-pixel baseline "
+                                         "(default: input and every layer but the last)");
+  sub->add_option("--train", o->train, "labelled target training pool, e.g. fashion-mnist:train@classes=5-9")
+      ->required();
+  sub->add_option("--test", o->test, "labelled target test set, e.g. fashion-mnist:test@classes=5-9")->required();
+  sub->add_option("--labels-per-class", o->t.labels_per_class, "label budgets drawn from --train (0: all)")
+      ->delimiter(',')->capture_default_str();
+  sub->add_option("--seeds", o->t.seeds, "one label draw (and CV fold assignment) per seed")
+      ->delimiter(',')->capture_default_str();
+  sub->add_option("--pool", o->t.features.pool, "flatten, avg, max or spp")->capture_default_str();
+  sub->add_option("--norm", o->t.features.norm, "none, l2 or power")->capture_default_str();
+  sub->add_option("--tta", o->t.features.tta, "none, flip, crops or crops+flip")->capture_default_str();
+  sub->add_option("--loss", o->t.classifier.loss, "squared_hinge, hinge or logistic")->capture_default_str();
+  sub->add_option("--C", o->t.classifier.C, "regularisation (0: cross-validate on the training labels)")
+      ->capture_default_str();
+  sub->add_option("--C-grid", o->t.classifier.C_grid, "values of C tried by cross-validation")->delimiter(',');
+  sub->add_option("--folds", o->t.classifier.folds, "cross-validation folds")->capture_default_str();
+  sub->add_option("--batch-size", o->t.features.batch_size, "examples per forward pass")->capture_default_str();
+  sub->add_option("--workers", o->t.features.workers, "loader threads")->capture_default_str();
+  sub->add_option("--channels", o->channels, "input channels for zoo/TorchScript models (default: the data's)");
+  sub->add_option("--preprocess", o->preprocess, "transforms for zoo/TorchScript models (checkpoints carry their own)")
+      ->capture_default_str();
+  sub->add_option("--out", o->out, "folder for table.md, results.json and results.csv");
+  sub->add_option("--save", o->save, "save the best layer's backbone + classifier (largest budget, first seed) "
+                                     "for 'graft predict'");
+  sub->add_flag("--quiet", o->quiet, "no progress lines");
+  add_common(*sub, o->common);
+  sub->callback([o] {
+    apply_common(o->common);
+    GRAFT_CHECK(o->recipe == "offtheshelf", "--recipe '", o->recipe,
+                "' is not known; use offtheshelf (fine-tuning is 'graft finetune')");
+    auto train = data::open_dataset(o->train);
+    auto test = data::open_dataset(o->test);
+    auto m = open_model(o->model, train->input_shape(), train->class_names(), o->channels, o->preprocess, 0);
+    m.model->to(parse_device(o->common.device));
+    auto& layers = o->t.features.layers;
+    std::stringstream ss(o->layers);
+    for (std::string l; std::getline(ss, l, ',');)
+      if (!l.empty()) layers.push_back(l);
+    if (layers.empty()) {
+      layers.push_back("input");
+      const auto& names = m.model->layer_names();
+      for (size_t i = 0; i + 1 < names.size(); ++i) layers.push_back(names[i]);
+    }
+    o->t.validate();
+    if (!o->out.empty()) io::ensure_dir(o->out);
+    features::OffTheShelfModel deploy;
+    auto progress = [o](const std::string& s) {
+      if (!o->quiet) std::cerr << s << std::endl;
+    };
+    auto r = features::run_offtheshelf(m.model, m.meta, train, test, o->t, progress,
+                                       o->save.empty() ? nullptr : &deploy);
+    std::cout << "off-the-shelf transfer, test accuracy (%) mean ± std over " << o->t.seeds.size()
+              << " seed(s); * best layer per budget\n"
+              << r.table();
+    for (const auto& [b, l] : r.best)
+      std::cout << "best layer at " << (b == 0 ? std::string("all") : std::to_string(b)) << " labels/class: " << l
+                << "\n";
+    if (!o->out.empty()) {
+      auto j = r.to_json();
+      j["model"] = o->model;
+      j["train"] = o->train;
+      j["test"] = o->test;
+      j["pool"] = o->t.features.pool;
+      j["norm"] = o->t.features.norm;
+      j["tta"] = o->t.features.tta;
+      j["loss"] = o->t.classifier.loss;
+      io::write_text_atomically(o->out + "/results.json", j.dump(2) + "\n");
+      io::write_text_atomically(o->out + "/results.csv", r.to_csv());
+      io::write_text_atomically(o->out + "/table.md", r.table());
+      std::cout << "wrote " << o->out << "/table.md, results.json, results.csv\n";
+    }
+    if (!o->save.empty()) {
+      deploy.save(o->save);
+      std::cout << "saved layer " << deploy.recipe.layers.front() << " + classifier to " << o->save
+                << " (run it with 'graft predict --model " << o->save << "')\n";
+    }
+  });
+}
+
+}  // namespace graft::cli
