@@ -6,18 +6,20 @@
 # Features: layer SVM_LAYER (default fc1) of model SVM_MODEL (default dann_mnist; a zoo name,
 # TorchScript file or graft checkpoint), 1 input channel, on Fashion-MNIST classes 5-9
 # (1000 training images per class, all test images of those classes).
-# usage: [SVM_MODEL=...] [SVM_LAYER=...] bench/svm_fit.sh [REPEATS]
+# Pooling SVM_POOL (default flatten). The default model is untrained; docs/RESULTS.md uses
+# the trained source network of scripts/results/offtheshelf.sh.
+# usage: [SVM_MODEL=...] [SVM_LAYER=...] [SVM_POOL=...] bench/svm_fit.sh [REPEATS]
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 n="${1:-3}"
-model="${SVM_MODEL:-dann_mnist}"; layer="${SVM_LAYER:-fc1}"
+model="${SVM_MODEL:-dann_mnist}"; layer="${SVM_LAYER:-fc1}"; pool="${SVM_POOL:-flatten}"
 # jfield FILE KEY: print a field of a JSON file (which may span several lines)
 jfield() { "$py" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 export GRAFT_NO_BLAS_WARNING=1
-"$build/graft" extract --model "$model" --layers "$layer" --channels 1 \
+"$build/graft" extract --model "$model" --layers "$layer" --pool "$pool" --channels 1 \
   --data fashion-mnist:train@classes=5-9@per-class=1000@seed=1 --out "$tmp/train.npy" >&2
-"$build/graft" extract --model "$model" --layers "$layer" --channels 1 \
+"$build/graft" extract --model "$model" --layers "$layer" --pool "$pool" --channels 1 \
   --data fashion-mnist:test@classes=5-9 --out "$tmp/test.npy" >&2
 fg=(); fs=(); ag=""; as=""; rows=""; dim=""
 for i in $(seq "$n"); do

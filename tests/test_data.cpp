@@ -114,6 +114,12 @@ TEST(Registry, OpensSpecsWithViews) {
   auto ds = open_dataset("idx:" + (d / "x") + "," + (d / "y") + "@classes=3-5@seed=2@per-class=4");
   EXPECT_EQ(ds->size(), 12);
   EXPECT_EQ(ds->num_classes(), 3);
+  // @seed seeds the budget wherever it is written, and a different seed draws differently.
+  auto after = open_dataset("idx:" + (d / "x") + "," + (d / "y") + "@classes=3-5@per-class=4@seed=2");
+  auto other = open_dataset("idx:" + (d / "x") + "," + (d / "y") + "@classes=3-5@per-class=4@seed=3");
+  auto as_subset = [](const DatasetPtr& p) { return std::dynamic_pointer_cast<const SubsetDataset>(p)->indices(); };
+  EXPECT_EQ(as_subset(after), as_subset(ds));
+  EXPECT_NE(as_subset(other), as_subset(ds));
   EXPECT_NE(error_of([&] { open_dataset("idx:" + (d / "x") + "," + (d / "y") + "@bogus=1"); }).find("unknown view"),
             std::string::npos);
   EXPECT_NE(error_of([&] { open_dataset("nosuchset:train"); }).find("unknown"), std::string::npos);

@@ -35,7 +35,7 @@ TEST(Features, ExtractStreamsTapsToNpyWithSidecar) {
   test::TempDir d;
   test::write_toy_idx(d / "x", d / "y", 50, 5);
   auto ds = data::load_idx_dataset(d / "x", d / "y", {}, "toy");
-  io::ModelMeta meta{"dann_mnist", {1, 8, 8}, ds->class_names(), "normalize=0.5:0.5"};
+  io::ModelMeta meta{"dann_mnist", {1, 8, 8}, ds->class_names(), "normalize=0.5:0.5", {}};
   auto model = models::create_model("mlp:16,8", {1, 8, 8}, 5, 2);
   meta.arch = "mlp:16,8";
   features::ExtractOptions o;

@@ -208,7 +208,7 @@ TEST(Trainer, RefusesToResumeAnotherModel) {
 TEST(Checkpoint, AtomicVersionedAndRejectsCorruption) {
   test::TempDir d;
   auto m = models::create_model("dann_mnist", {1, 28, 28}, 10);
-  io::ModelMeta meta{"dann_mnist", {1, 28, 28}, {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}, ""};
+  io::ModelMeta meta{"dann_mnist", {1, 28, 28}, {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}, "", {}};
   io::save_checkpoint(d / "m.ckpt", *m, meta, nullptr, nullptr);
   for (auto& e : std::filesystem::directory_iterator(d.path()))
     EXPECT_EQ(e.path().filename(), "m.ckpt");  // no temp files left
@@ -246,7 +246,7 @@ TEST(Checkpoint, TorchScriptModelsSaveBackForPython) {
                      " " + (d / "x.npy") + " " + (d / "y.npy"));
   EXPECT_EQ(r.code, 0) << r.out;
   // and through a graft checkpoint
-  io::ModelMeta meta{"torchscript", {3, 32, 32}, {"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"}, ""};
+  io::ModelMeta meta{"torchscript", {3, 32, 32}, {"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"}, "", {}};
   io::save_checkpoint(d / "ts.ckpt", *m, meta, nullptr, nullptr);
   auto ck = io::load_checkpoint(d / "ts.ckpt");
   ck.model->train(false);

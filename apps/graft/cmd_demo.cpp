@@ -49,7 +49,7 @@ void add_demo(CLI::App& app) {
     auto train_set = data::open_dataset(o->limit > 0 ? str("mnist:train@limit=", o->limit) : "mnist:train");
     auto source_test = data::open_dataset("mnist:test");
     auto target_test = data::open_dataset("mnistm:test");
-    io::ModelMeta meta{"dann_mnist", {3, 28, 28}, train_set->class_names(), "normalize=0.5:0.5"};
+    io::ModelMeta meta{"dann_mnist", {3, 28, 28}, train_set->class_names(), "normalize=0.5:0.5", {}};
     auto model = models::create_model(meta.arch, meta.input_shape, meta.num_classes(), o->seed);
     train::TrainConfig cfg;
     cfg.epochs = o->epochs;

@@ -8,6 +8,7 @@
 #include "graft/data/dataset.h"
 #include "graft/io/checkpoint.h"
 #include "graft/models/backbone.h"
+#include "graft/train/trainer.h"
 
 namespace graft::cli {
 
@@ -40,7 +41,11 @@ std::vector<int64_t> parse_shape(const std::string& s, const std::string& option
 /// The default example shape of a zoo model, used by `graft layers` without --input-shape.
 std::vector<int64_t> default_input_shape(const std::string& arch);
 
+/// Registers the options of train::TrainConfig on a subcommand (train, finetune).
+void add_train_config(CLI::App& sub, train::TrainConfig& c);
+
 void add_layers(CLI::App& app);
+void add_finetune(CLI::App& app);
 void add_train(CLI::App& app);
 void add_eval(CLI::App& app);
 void add_predict(CLI::App& app);

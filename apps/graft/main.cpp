@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "graft 0.1.0");
   graft::cli::add_layers(app);
   graft::cli::add_train(app);
+  graft::cli::add_finetune(app);
   graft::cli::add_extract(app);
   graft::cli::add_linear(app);
   graft::cli::add_transfer(app);

@@ -42,15 +42,20 @@ void Loader::stop_workers() {
   error_batch_ = -1;
 }
 
+std::vector<int64_t> Loader::epoch_order(int64_t n, const LoaderOptions& opts, int64_t epoch) {
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  if (opts.shuffle) {
+    std::mt19937_64 rng(example_seed(opts.seed, epoch, -1));
+    std::shuffle(order.begin(), order.end(), rng);
+  }
+  return order;
+}
+
 void Loader::start_epoch(int64_t epoch, int64_t skip_batches) {
   stop_workers();
   epoch_ = epoch;
-  order_.resize(static_cast<size_t>(dataset_->size()));
-  std::iota(order_.begin(), order_.end(), 0);
-  if (opts_.shuffle) {
-    std::mt19937_64 rng(example_seed(opts_.seed, epoch, -1));
-    std::shuffle(order_.begin(), order_.end(), rng);
-  }
+  order_ = epoch_order(dataset_->size(), opts_, epoch);
   end_ = batches_per_epoch();
   next_ = std::clamp<int64_t>(skip_batches, 0, end_);
   // Each worker's first batch is fixed here: the consumer may advance next_ before a thread starts.

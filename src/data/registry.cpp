@@ -115,7 +115,16 @@ DatasetPtr open_dataset(const std::string& spec) {
   GRAFT_CHECK(img_opts.channels == 0 || kind == "folder" || kind == "list", "dataset '", spec,
               "': @gray/@rgb choose how image files are decoded and apply to folder: and list: only; "
               "graft converts channels to the model's input automatically");
+  // @seed sets the seed of every seeded view in the spec, wherever it is written.
   uint64_t seed = 0;
+  for (size_t i = 1; i < parts.size(); ++i) {
+    const auto& v = parts[i];
+    if (v.rfind("seed=", 0) != 0) continue;
+    auto val = v.substr(5);
+    GRAFT_CHECK(!val.empty() && val.find_first_not_of("0123456789") == std::string::npos, "dataset '", spec,
+                "': @seed needs a non-negative integer, got '", val, "'");
+    seed = std::stoull(val);
+  }
   for (size_t i = 1; i < parts.size(); ++i) {
     const auto& v = parts[i];
     auto eq = v.find('=');
@@ -126,7 +135,7 @@ DatasetPtr open_dataset(const std::string& spec) {
       return std::stoll(val);
     };
     if (key == "classes") d = select_classes(d, parse_class_list(val));
-    else if (key == "seed") seed = static_cast<uint64_t>(need_int());
+    else if (key == "seed") continue;
     else if (key == "per-class") d = labels_per_class(d, need_int(), seed);
     else if (key == "limit") d = take(d, need_int());
     else if (key == "unlabelled" || key == "unlabeled") d = unlabelled(d);

@@ -8,6 +8,7 @@
 
 #include "graft/core/check.h"
 #include "graft/io/files.h"
+#include "graft/models/compose.h"
 #include "graft/models/zoo.h"
 
 namespace graft::io {
@@ -39,7 +40,10 @@ torch::serialize::InputArchive open_archive(const std::string& path) {
 }  // namespace
 
 nlohmann::json ModelMeta::to_json() const {
-  return {{"arch", arch}, {"input_shape", input_shape}, {"class_names", class_names}, {"preprocess", preprocess}};
+  nlohmann::json j = {{"arch", arch}, {"input_shape", input_shape}, {"class_names", class_names},
+                      {"preprocess", preprocess}};
+  if (!arch_config.is_null()) j["arch_config"] = arch_config;
+  return j;
 }
 
 ModelMeta ModelMeta::from_json(const nlohmann::json& j) {
@@ -48,6 +52,7 @@ ModelMeta ModelMeta::from_json(const nlohmann::json& j) {
   m.input_shape = j.at("input_shape").get<std::vector<int64_t>>();
   m.class_names = j.at("class_names").get<std::vector<std::string>>();
   m.preprocess = j.value("preprocess", "");
+  if (j.contains("arch_config")) m.arch_config = j["arch_config"];
   return m;
 }
 
@@ -77,7 +82,14 @@ void save_checkpoint(const std::string& path, const models::Backbone& model, con
     j["attachment"] = {{"meta", attachment->meta}, {"tensors", names}};
   }
   out.write("graft_meta", c10::IValue(j.dump()));
-  if (models::is_torchscript(model)) {
+  if (const auto* cut = models::as_cut(model)) {
+    GRAFT_CHECK(meta.arch == "cut" && meta.arch_config.contains("base"), path,
+                ": a cut model needs its base model's description in ModelMeta::arch_config");
+    if (models::is_torchscript(*cut->base()))
+      out.write("torchscript", bytes_tensor(models::torchscript_bytes(*cut->base())));
+    for (const auto& [n, p] : model.named_parameters()) out.write("param/" + n, p.detach().cpu());
+    for (const auto& [n, b] : model.named_buffers()) out.write("buffer/" + n, b.detach().cpu(), /*is_buffer=*/true);
+  } else if (models::is_torchscript(model)) {
     out.write("torchscript", bytes_tensor(models::torchscript_bytes(model)));
   } else {
     for (const auto& [n, p] : model.named_parameters()) out.write("param/" + n, p.detach().cpu());
@@ -145,7 +157,27 @@ Checkpoint load_checkpoint(const std::string& path, bool restore_rng) {
     GRAFT_CHECK(in.try_read("torchscript", bytes), path, ": checkpoint of a TorchScript model lacks the model");
     ck.model = models::torchscript_from_bytes(tensor_bytes(bytes), path);
   } else {
-    ck.model = models::create_model(ck.meta.arch, ck.meta.input_shape, ck.meta.num_classes());
+    if (ck.meta.arch == "cut") {
+      models::BackbonePtr base;
+      try {
+        auto bm = ModelMeta::from_json(ck.meta.arch_config.at("base"));
+        const auto& c = ck.meta.arch_config.at("cut");
+        if (bm.arch == "torchscript") {
+          at::Tensor bytes;
+          GRAFT_CHECK(in.try_read("torchscript", bytes), path, ": checkpoint of a cut TorchScript model lacks the base");
+          base = models::torchscript_from_bytes(tensor_bytes(bytes), path);
+        } else {
+          base = models::create_model(bm.arch, bm.input_shape, bm.num_classes());
+        }
+        ck.model = std::make_shared<models::CutModel>(base, c.at("keep").get<size_t>(),
+                                                      models::HeadSpec::from_json(c.at("head")),
+                                                      ck.meta.num_classes(), ck.meta.input_shape, 0);
+      } catch (const nlohmann::json::exception& e) {
+        GRAFT_FAIL(path, ": damaged description of a cut model (", e.what(), ")");
+      }
+    } else {
+      ck.model = models::create_model(ck.meta.arch, ck.meta.input_shape, ck.meta.num_classes());
+    }
     torch::NoGradGuard ng;
     for (auto& [n, p] : ck.model->named_parameters()) {
       at::Tensor t;

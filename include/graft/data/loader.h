@@ -51,6 +51,9 @@ class Loader {
   /// The next batch of the epoch, or nullopt at its end.
   std::optional<Batch> next();
   int64_t batches_per_epoch() const;
+  /// The order in which an epoch visits the examples of a dataset of size n
+  /// (the same order start_epoch uses), for consumers that batch cached data themselves.
+  static std::vector<int64_t> epoch_order(int64_t n, const LoaderOptions& opts, int64_t epoch);
   /// Examples dropped so far because they could not be decoded (skip_bad).
   int64_t skipped() const { return skipped_.load(); }
   const DatasetPtr& dataset() const { return dataset_; }

@@ -10,7 +10,8 @@
 ///   list:FILE                              "path label" lines
 ///   npy:INPUTS[,LABELS]                    tensors from .npy
 ///
-/// Views follow, each introduced by '@' and applied left to right:
+/// Views follow, each introduced by '@' and applied left to right (@seed, wherever it
+/// stands, seeds every seeded view of the spec):
 ///   @classes=5-9   @per-class=10   @seed=3   @limit=1000   @unlabelled   @skip-bad   @gray  @rgb
 /// e.g. "fashion-mnist:train@classes=5-9@per-class=10@seed=2".
 #include <string>

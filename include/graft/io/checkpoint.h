@@ -28,6 +28,9 @@ struct ModelMeta {
   std::vector<int64_t> input_shape;      ///< one example, e.g. {1,28,28}
   std::vector<std::string> class_names;  ///< output classes in order
   std::string preprocess;                ///< deterministic transform spec applied before the model
+  /// For arch "cut" (a pretrained base with a new head): {"base": base ModelMeta JSON,
+  /// "cut": models::CutModel::config()}. Empty otherwise.
+  nlohmann::json arch_config;
   nlohmann::json to_json() const;
   static ModelMeta from_json(const nlohmann::json& j);
   int64_t num_classes() const { return static_cast<int64_t>(class_names.size()); }

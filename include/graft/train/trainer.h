@@ -40,6 +40,27 @@ struct TrainConfig {
   double log_every_s = 5.0;       ///< seconds between progress lines
   bool quiet = false;
 
+  // Fine-tuning (graft finetune). The defaults leave plain training unchanged.
+  /// One learning-rate multiplier per model layer (empty: all 1). 0 freezes a layer for
+  /// real: requires_grad off, left out of the optimizer, BatchNorm statistics kept,
+  /// and no backward pass through a frozen prefix.
+  std::vector<double> layer_lr_mult;
+  /// Gradual unfreezing: start with the top trainable layer and unfreeze the next lower
+  /// one every this many epochs (0: all trainable layers from the start).
+  int64_t unfreeze_every = 0;
+  bool adapt_frozen_bn = false;   ///< frozen layers' BatchNorm statistics follow the target data
+  double l2sp_alpha = 0;          ///< L2-SP (Li et al. 2018): alpha/2 |w - w_pretrained|^2 on pretrained layers
+  double l2sp_beta = 0;           ///< L2-SP: beta/2 |w|^2 on the new layers
+  int64_t pretrained_layers = 0;  ///< layers [0, n) came pretrained (the L2-SP reference)
+  /// Early stopping: stop after this many epochs without a lower validation loss and
+  /// restore the best weights (-1: off; needs a validation set).
+  int64_t patience = -1;
+  /// Frozen-prefix activations computed once: auto (when the prefix is fixed and the
+  /// training data are not augmented; in memory up to cache_memory_mb, else on disk),
+  /// memory, disk or off.
+  std::string cache = "auto";
+  int64_t cache_memory_mb = 2048;
+
   /// Throws graft::Error naming the first bad option.
   void validate() const;
   nlohmann::json to_json() const;
@@ -59,6 +80,10 @@ struct EpochRecord {
 /// What fit() returns.
 struct TrainResult {
   std::vector<EpochRecord> history;
+  int64_t best_epoch = 0;        ///< with early stopping: the epoch whose weights were kept
+  bool stopped_early = false;
+  std::string cache;             ///< "", "memory" or "disk": how the frozen prefix was cached
+  int64_t optimized_params = 0;  ///< parameter elements the optimizer updates (frozen ones are left out)
   bool has_test = false;
   analysis::ClassificationReport test;
   std::string model_path;        ///< final graft checkpoint (model only)

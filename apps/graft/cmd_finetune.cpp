@@ -1,0 +1,129 @@
+// graft finetune: cut a pretrained network, add a new head for the target classes,
+// and train with layer policies (freezing, per-layer learning rates, L2-SP), early
+// stopping on a validation split, and the frozen prefix cached.
+#include <iostream>
+
+#include "common.h"
+#include "graft/core/check.h"
+#include "graft/core/runtime.h"
+#include "graft/data/registry.h"
+#include "graft/models/compose.h"
+#include "graft/train/policy.h"
+
+namespace graft::cli {
+
+void add_finetune(CLI::App& app) {
+  struct Opts {
+    Common common;
+    train::TrainConfig cfg;
+    train::LayerPolicy policy;
+    models::HeadSpec head;
+    std::string model, cut, data, val, test, preprocess = "normalize=0.5:0.5";
+    double val_split = 0.1;
+    int channels = 0;
+  };
+  auto o = std::make_shared<Opts>();
+  o->cfg.patience = 5;
+  o->cfg.lr = 0.001;
+  o->cfg.optimizer = "adam";
+  auto* sub = app.add_subcommand("finetune", "Fine-tune a pretrained model on a target task: new head, layer "
+                                             "policies, early stopping");
+  sub->add_option("--model", o->model, "pretrained model: graft checkpoint, TorchScript .pt (or a zoo name: random "
+                                       "initialisation)")->required();
+  sub->add_option("--cut", o->cut, "keep the layers up to and including this one (default: all but the last)");
+  sub->add_option("--data", o->data, "target training set, e.g. fashion-mnist:train@classes=5-9@per-class=100")
+      ->required();
+  sub->add_option("--val", o->val, "validation set (default: --val-split of --data; never the test set)");
+  auto* val_split_opt = sub->add_option("--val-split", o->val_split, "fraction of --data held out for validation when --val is not given "
+                                               "(0: no validation)")->capture_default_str();
+  sub->add_option("--test", o->test, "test set evaluated once at the end");
+  sub->add_option("--head", o->head.kind, "new head: linear, or mlp (bottleneck Linear+ReLU+Dropout, then Linear)")
+      ->capture_default_str();
+  sub->add_option("--head-hidden", o->head.hidden, "mlp head: bottleneck width")->capture_default_str();
+  sub->add_option("--head-dropout", o->head.dropout, "mlp head: dropout")->capture_default_str();
+  sub->add_option("--head-pool", o->head.pool, "spatial cut outputs: flatten, avg, or auto")->capture_default_str();
+  sub->add_option("--freeze-through", o->policy.freeze_through, "freeze this layer and all below it");
+  sub->add_option("--lr-mult", o->policy.lr_mult, "per-layer learning-rate multipliers by layer-name glob, e.g. "
+                                                  "'conv*=0,fc1=0.1,head=1' (0 freezes)");
+  sub->add_option("--layer-decay", o->policy.layer_decay, "each lower layer's learning rate x this (1: off)")
+      ->capture_default_str();
+  sub->add_option("--unfreeze-every", o->cfg.unfreeze_every, "gradual unfreezing: start with the head, unfreeze one "
+                                                             "more layer every N epochs (0: off)")->capture_default_str();
+  sub->add_flag("--adapt-bn", o->cfg.adapt_frozen_bn, "let frozen layers' BatchNorm statistics follow the target");
+  sub->add_option("--l2sp-alpha", o->cfg.l2sp_alpha, "L2-SP: decay of pretrained weights towards their start values")
+      ->capture_default_str();
+  sub->add_option("--l2sp-beta", o->cfg.l2sp_beta, "L2-SP: plain decay of the new head")->capture_default_str();
+  sub->add_option("--patience", o->cfg.patience, "early stopping: epochs without a lower validation loss "
+                                                 "(-1: off)")->capture_default_str();
+  sub->add_option("--cache", o->cfg.cache, "frozen-prefix activations computed once: auto, memory, disk or off")
+      ->capture_default_str();
+  sub->add_option("--cache-memory-mb", o->cfg.cache_memory_mb, "auto cache: above this size, use disk")
+      ->capture_default_str();
+  sub->add_option("--channels", o->channels, "input channels for zoo/TorchScript models (default: the data's)");
+  sub->add_option("--preprocess", o->preprocess, "transforms for zoo/TorchScript models (checkpoints carry their own)")
+      ->capture_default_str();
+  add_train_config(*sub, o->cfg);
+  add_common(*sub, o->common);
+  sub->callback([o, val_split_opt] {
+    apply_common(o->common);
+    o->cfg.device = o->common.device;
+    GRAFT_CHECK(o->val.empty() || val_split_opt->count() == 0, "give --val or --val-split, not both");
+    GRAFT_CHECK(o->val_split >= 0 && o->val_split < 1, "--val-split must be in [0, 1), got ", o->val_split);
+    auto train_set = data::open_dataset(o->data);
+    GRAFT_CHECK(train_set->num_classes() >= 2, "--data '", o->data, "' has ", train_set->num_classes(),
+                " class; fine-tuning a classifier needs at least 2");
+    data::DatasetPtr val_set, test_set;
+    if (!o->val.empty()) val_set = data::open_dataset(o->val);
+    else if (o->val_split > 0) std::tie(train_set, val_set) = data::split(train_set, o->val_split, o->cfg.seed);
+    if (!val_set && o->cfg.patience >= 0) {
+      std::cerr << "graft: no validation set: early stopping is off\n";
+      o->cfg.patience = -1;
+    }
+    if (!o->test.empty()) test_set = data::open_dataset(o->test);
+
+    // The pretrained model, described by its own metadata (a zoo name or TorchScript
+    // file gets the target data's input shape and a placeholder class list).
+    auto src = open_model(o->model, train_set->input_shape(), train_set->class_names(), o->channels, o->preprocess,
+                          o->cfg.seed);
+    std::string cut = o->cut;
+    const auto& names = src.model->layer_names();
+    if (cut.empty()) {
+      GRAFT_CHECK(names.size() >= 2, "the model has a single layer; give --cut");
+      cut = names[names.size() - 2];
+    }
+    models::BackbonePtr base = src.model;
+    io::ModelMeta base_meta = src.meta;
+    if (models::as_cut(*src.model)) {
+      GRAFT_FAIL("--model '", o->model, "' is itself fine-tuned (it has a head); fine-tune the original model, or "
+                 "continue this run with --resume");
+    }
+    auto model = models::cut_and_add_head(base, cut, train_set->num_classes(), src.meta.input_shape, o->head,
+                                          o->cfg.seed);
+    io::ModelMeta meta;
+    meta.arch = "cut";
+    meta.input_shape = src.meta.input_shape;
+    meta.class_names = train_set->class_names();
+    meta.preprocess = src.meta.preprocess;
+    meta.arch_config = {{"base", base_meta.to_json()}, {"cut", models::as_cut(*model)->config()}};
+    o->cfg.pretrained_layers = static_cast<int64_t>(models::as_cut(*model)->kept_layers());
+    o->cfg.layer_lr_mult = train::resolve_lr_mults(*model, o->policy, [](const std::string& w) {
+      std::cerr << "graft: warning: " << w << "\n";
+    });
+    o->cfg.validate();
+    std::string frozen;
+    for (size_t i = 0; i < model->num_layers(); ++i)
+      if (o->cfg.layer_lr_mult[i] == 0) frozen += (frozen.empty() ? "" : ",") + model->layer_names()[i];
+    std::cerr << "graft finetune: " << o->model << " cut after " << cut << " + " << o->head.kind << " head for "
+              << train_set->num_classes() << " classes on " << train_set->describe()
+              << (val_set ? ", validation " + std::to_string(val_set->size()) + " examples" : "") << "; frozen: " << (frozen.empty() ? "none" : frozen) << " -> " << o->cfg.out_dir << "\n";
+    train::Trainer trainer(model, meta, o->cfg);
+    auto r = trainer.fit(train_set, val_set, test_set);
+    if (r.best_epoch > 0)
+      std::cout << (r.stopped_early ? "stopped early; " : "") << "kept the weights of epoch " << r.best_epoch
+                << " (lowest validation loss)\n";
+    std::cout << "model saved to " << r.model_path << "; learning curves in " << o->cfg.out_dir << "/curves.svg\n";
+    if (r.has_test) std::cout << "test set " << test_set->describe() << ":\n" << r.test.to_table(meta.class_names);
+  });
+}
+
+}  // namespace graft::cli
