@@ -206,13 +206,19 @@ TEST(TorchScript, ResNet18FeaturesMatchPython) {
   features::ExtractOptions o;
   o.layers = {"layer2", "layer4", "avgpool"};
   o.pool = "flatten";
-  features::FeatureExtractor fx(*m, o);
   m->train(false);
-  auto f = fx.per_layer(x);
-  for (size_t i = 0; i < o.layers.size(); ++i) {
-    auto want = io::read_npy(test::fixtures() + "/resnet18_" + o.layers[i] + ".npy");
-    ASSERT_EQ(f[i].sizes(), want.sizes()) << o.layers[i];
-    auto diff = (f[i] - want).abs().max().item<double>();
-    EXPECT_TRUE(torch::allclose(f[i], want, 1e-4, 1e-4)) << o.layers[i] << " max abs diff " << diff;
+  // Both the inference-optimised copy (frozen, BatchNorm folded: graft extract's default)
+  // and the model as loaded.
+  for (bool optimize : {true, false}) {
+    o.optimize = optimize;
+    features::FeatureExtractor fx(*m, o);
+    auto f = fx.per_layer(x);
+    for (size_t i = 0; i < o.layers.size(); ++i) {
+      auto want = io::read_npy(test::fixtures() + "/resnet18_" + o.layers[i] + ".npy");
+      ASSERT_EQ(f[i].sizes(), want.sizes()) << o.layers[i];
+      auto diff = (f[i] - want).abs().max().item<double>();
+      EXPECT_TRUE(torch::allclose(f[i], want, 1e-4, 1e-4))
+          << o.layers[i] << (optimize ? " (optimised)" : "") << " max abs diff " << diff;
+    }
   }
 }

@@ -16,12 +16,7 @@ mkdir -p "$out"
 target="fashion-mnist:train@classes=5-9"
 target_test="fashion-mnist:test@classes=5-9"
 
-train_source() {  # NAME DATA TEST
-  "$g" train --model dann_mnist --data "$2" --test "$3" --optimizer adam --lr 1e-3 --schedule cosine \
-    --epochs 10 --batch-size 128 --seed 1 --threads 2 --quiet --out "$out/source-$1" --resume
-}
-train_source fmnist04 "fashion-mnist:train@classes=0-4" "fashion-mnist:test@classes=0-4"
-train_source mnist mnist:train mnist:test
+"$here/scripts/results/source_models.sh" "$out"
 
 for src in fmnist04 mnist; do
   [ -f "$out/transfer-$src/results.json" ] && continue

@@ -4,11 +4,13 @@
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
+#include <iostream>
 
 #include "graft/core/check.h"
 #include "graft/data/loader.h"
 #include "graft/io/files.h"
 #include "graft/io/npy.h"
+#include "graft/models/zoo.h"
 #include "graft/train/trainer.h"
 
 namespace graft::features {
@@ -83,13 +85,18 @@ FeatureExtractor::FeatureExtractor(models::Backbone& model, ExtractOptions opts)
     source_.push_back(static_cast<int>(it - taps_.begin()));
     if (it == taps_.end()) taps_.push_back(idx);
   }
+  if (opts_.optimize && !taps_.empty()) {
+    std::vector<std::string> skipped;
+    optimized_ = models::optimized_for_inference(model_, &skipped);
+    for (const auto& s : skipped) std::cerr << "graft: warning: layer " << s << " runs without inference optimisation\n";
+  }
 }
 
 std::vector<at::Tensor> FeatureExtractor::pooled(const at::Tensor& x) {
   std::vector<at::Tensor> sum(opts_.layers.size());
   auto views = tta_views(x, opts_.tta);
   for (const auto& v : views) {
-    auto acts = taps_.empty() ? std::vector<at::Tensor>{} : model_.forward_taps(v, taps_);
+    auto acts = taps_.empty() ? std::vector<at::Tensor>{} : net().forward_taps(v, taps_);
     for (size_t k = 0; k < opts_.layers.size(); ++k) {
       const auto& a = source_[k] < 0 ? v : acts[static_cast<size_t>(source_[k])];
       auto p = pool(a, source_[k] < 0 ? "flatten" : opts_.pool).to(at::kFloat);

@@ -13,9 +13,9 @@
 namespace graft::features {
 
 at::Tensor OffTheShelfModel::scores(const at::Tensor& x) {
-  FeatureExtractor fx(*backbone, recipe);
   backbone->train(false);
-  auto s = classifier.decision_function(fx.concatenated(x.to(backbone->device())));
+  if (!extractor) extractor = std::make_shared<FeatureExtractor>(*backbone, recipe);
+  auto s = classifier.decision_function(extractor->concatenated(x.to(backbone->device())));
   return classifier.options().loss == "logistic" ? at::softmax(s, 1) : s;
 }
 

@@ -75,6 +75,26 @@ class TorchScriptBackbone : public Backbone {
   void to(c10::Device d) override { module_.to(d); }
   std::string layer_kind(size_t i) const override { return kinds_.at(i); }
 
+  /// An inference-only copy on the same device: each child cloned in eval mode, frozen
+  /// (weights become graph constants) and passed through libtorch's inference passes
+  /// (e.g. BatchNorm folded into the preceding convolution). Children that cannot be
+  /// optimised run as they are, each named in `skipped` with the reason.
+  std::shared_ptr<TorchScriptBackbone> inference_copy(std::vector<std::string>& skipped) const {
+    auto copy = std::make_shared<TorchScriptBackbone>(module_.clone(), path_);
+    copy->module_.eval();
+    for (size_t i = 0; i < copy->children_.size(); ++i) {
+      try {
+        auto c = copy->children_[i].clone();
+        c.eval();
+        copy->children_[i] = torch::jit::optimize_for_inference(c);
+      } catch (const c10::Error& e) {
+        std::string m = e.what_without_backtrace();
+        skipped.push_back(names_[i] + " (" + m.substr(0, m.find('\n')) + ")");
+      }
+    }
+    return copy;
+  }
+
   torch::jit::Module& module() { return module_; }
   const torch::jit::Module& module() const { return module_; }
   const std::string& path() const { return path_; }
@@ -94,6 +114,15 @@ const TorchScriptBackbone& as_ts(const Backbone& b) {
 }
 
 }  // namespace
+
+BackbonePtr optimized_for_inference(const Backbone& b, std::vector<std::string>* skipped) {
+  auto p = dynamic_cast<const TorchScriptBackbone*>(&b);
+  if (!p) return nullptr;
+  std::vector<std::string> s;
+  auto copy = p->inference_copy(s);
+  if (skipped) *skipped = s;
+  return copy;
+}
 
 BackbonePtr wrap_torchscript(const torch::jit::Module& module, const std::string& path) {
   return std::make_shared<TorchScriptBackbone>(module, path);

@@ -33,6 +33,8 @@ struct ExtractOptions {
   std::string tta = "none";
   int64_t batch_size = 128;
   int workers = 2;
+  /// TorchScript models: run an inference-optimised copy (models::optimized_for_inference).
+  bool optimize = true;
   /// Throws graft::Error naming the bad option (unknown pooling, norm, tta, empty layers).
   void validate() const;
 };
@@ -44,6 +46,7 @@ struct ExtractOptions {
 class FeatureExtractor {
  public:
   /// Throws graft::Error for unknown layers (close matches listed) or bad options.
+  /// Make it after moving the model to its device (the optimised copy stays there).
   FeatureExtractor(models::Backbone& model, ExtractOptions opts);
   /// One tensor per requested layer, each pooled and normalised on its own.
   /// Shape: x (N,*input) on the model's device -> each (N,F_layer) float32 on the CPU.
@@ -55,7 +58,9 @@ class FeatureExtractor {
 
  private:
   std::vector<at::Tensor> pooled(const at::Tensor& x);
+  models::Backbone& net() { return optimized_ ? *optimized_ : model_; }
   models::Backbone& model_;
+  models::BackbonePtr optimized_;
   ExtractOptions opts_;
   std::vector<size_t> taps_;   ///< model layer indices to run
   std::vector<int> source_;    ///< for each requested layer: index into taps_, or -1 for "input"

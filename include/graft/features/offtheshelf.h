@@ -25,6 +25,8 @@ struct OffTheShelfModel {
   ExtractOptions recipe;                 ///< layers, pooling, normalisation, test-time views
   classify::LinearClassifier classifier;
   std::vector<std::string> class_names;  ///< the target classes the classifier predicts
+  /// Made on first use of scores() (after the backbone is on its device).
+  std::shared_ptr<FeatureExtractor> extractor;
 
   /// Shape: x (N,*input) after preprocessing -> (N,K) scores on the CPU: class
   /// probabilities for logistic regression, decision values for SVMs.

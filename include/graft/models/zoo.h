@@ -35,6 +35,13 @@ BackbonePtr load_torchscript(const std::string& path);
 /// Wraps an already loaded TorchScript module (path is used in messages only).
 BackbonePtr wrap_torchscript(const torch::jit::Module& module, const std::string& path);
 
+/// For TorchScript models: an inference-only copy whose children are frozen and
+/// optimised by libtorch (torch::jit::optimize_for_inference: constants folded,
+/// BatchNorm folded into convolutions). Make it after moving the model to its device.
+/// Children that cannot be optimised are listed in `skipped` and run unoptimised.
+/// Returns null for native models (already run in inference mode without a graph).
+BackbonePtr optimized_for_inference(const Backbone& b, std::vector<std::string>* skipped = nullptr);
+
 /// True when b wraps a TorchScript module.
 bool is_torchscript(const Backbone& b);
 
