@@ -41,7 +41,7 @@ for n in "${B[@]}"; do
       # shellcheck disable=SC2086
       "$g" finetune ${M[$m]} --cut fc2 --data "$target@per-class=$n@seed=$s" --test "$target_test" \
         --optimizer adam --lr 1e-3 --schedule cosine --epochs "$epochs" --patience "$patience" --batch-size 32 \
-        --seed "$s" --threads 2 --quiet --out "$dir" > "$dir.log" 2>&1 || { cat "$dir.log"; exit 1; }
+        --seed "$s" --threads "${THREADS:-2}" --quiet --out "$dir" > "$dir.log" 2>&1 || { cat "$dir.log"; exit 1; }
       echo "$m n=$n seed=$s: $(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["test"]["accuracy"])' "$dir/result.json")"
     done
   done
