@@ -4,7 +4,7 @@
 # 2 loader workers, measured in one run, alternating, best of N.
 # The source is the DANN MNIST network trained 2 epochs on Fashion-MNIST classes 0-4
 # (bench/py/make_source.py, TorchScript); both sides cut it after fc2, put a new 5-way
-# linear head on top and fine-tune on Fashion-MNIST classes 5-9 (25,000 images).
+# linear head on top and fine-tune on Fashion-MNIST classes 5-9 (30,000 images).
 #   1. one full fine-tuning epoch (every layer trains), data pipeline included: graft's
 #      epoch seconds (metrics.jsonl) vs the idiomatic torchvision + DataLoader script
 #      (bench/py/finetune.py --mode full): ratio = PyTorch s / graft s
@@ -18,7 +18,8 @@
 #      model load, no test), so the ratio is conservative, i.e. in PyTorch's favour.
 # graft tunes glibc's allocator at start-up (graft::tune_allocator); PyTorch is measured
 # both as is (idiomatic) and with the same settings through GLIBC_TUNABLES ("tuned").
-# usage: bench/finetune_speed.sh [REPEATS]
+# usage: bench/finetune_speed.sh [REPEATS]   (roughly 3-7 minutes per repeat on 2 cores)
+# FT_PER_CLASS=N (smoke tests only): train on N images per class on both sides.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 n="${1:-3}"
@@ -38,9 +39,11 @@ first() { "$py" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]][
 mean() { "$py" -c 'import sys; v=[float(x) for x in sys.argv[1:]]; print("%.4f" % (sum(v)/len(v)))' "$@"; }
 
 "$py" "$here/bench/py/make_source.py" "$src" --epochs 2 --threads 2 --data-root "$root" >/dev/null
-common=(--model "$src" --cut fc2 --data "fashion-mnist:train@classes=5-9" --val-split 0 --batch-size 64
+data="fashion-mnist:train@classes=5-9"; small=()
+if [ -n "${FT_PER_CLASS:-}" ]; then data+="@per-class=$FT_PER_CLASS"; small=(--per-class "$FT_PER_CLASS"); fi
+common=(--model "$src" --cut fc2 --data "$data" --val-split 0 --batch-size 64
         --optimizer adam --lr 1e-3 --schedule constant --threads 2 --workers 2 --quiet)
-pyargs=(--source "$src" --batch 64 --lr 1e-3 --threads 2 --workers 2 --data-root "$root")
+pyargs=(--source "$src" --batch 64 --lr 1e-3 --threads 2 --workers 2 --data-root "$root" "${small[@]}")
 graft() { GRAFT_NO_BLAS_WARNING=1 "$build/graft" finetune "$@" >/dev/null; }
 
 # 1. one full fine-tuning epoch
