@@ -3,9 +3,12 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 
 #include "graft/adapt/losses.h"
 #include "graft/core/check.h"
+#include "graft/io/npy.h"
 #include "test_util.h"
 
 using namespace graft;
@@ -85,4 +88,57 @@ TEST(Adapt, DiscrepanciesAndProxyADistance) {
   EXPECT_LT(adapt::proxy_a_distance(a, b), 0.4);
   EXPECT_GT(adapt::proxy_a_distance(a, torch::randn({200, 4}) + 4), 1.8);  // linearly separable domains
   EXPECT_THROW(adapt::coral_loss(a, torch::randn({10, 3})), Error);
+}
+
+TEST(Adapt, CliAdaptsMoonsAndRejectsBadInput) {
+  test::TempDir d;
+  ASSERT_EQ(test::cli("data make moons --n 200 --out " + (d / "s")).code, 0);
+  ASSERT_EQ(test::cli("data make moons --n 200 --rotate 30 --out " + (d / "t")).code, 0);
+  auto src = "npy:" + (d / "s/train_x.npy") + "," + (d / "s/train_y.npy");
+  auto tgt = "npy:" + (d / "t/train_x.npy") + "," + (d / "t/train_y.npy");  // labelled: they must be ignored
+  auto tst = "npy:" + (d / "t/test_x.npy") + "," + (d / "t/test_y.npy");
+  auto base = "adapt --model mlp:16 --source " + src + " --target " + tgt + " --target-test " + tst +
+              " --batch-size 32 --epochs 4 --preprocess '' --quiet ";
+  auto r = test::cli(base + "--method dann --seeds 1,2 --out " + (d / "dann"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("adaptation ignores them"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("dann over 2 seed(s)"), std::string::npos) << r.out;
+  std::ifstream js(d / "dann/seed-1/result.json");
+  auto j = nlohmann::json::parse(js);
+  EXPECT_EQ(j["selected_by"], "im");
+  EXPECT_TRUE(j["oracle"].contains("selected_target_acc"));
+  EXPECT_TRUE(std::filesystem::exists(d / "dann/seed-1/embedding.svg"));
+  EXPECT_TRUE(std::filesystem::exists(d / "dann/seed-2/model.ckpt"));
+  // every line of the metrics has the domain accuracy and lambda of DANN
+  std::ifstream m(d / "dann/seed-1/metrics.jsonl");
+  std::string line;
+  int lines = 0;
+  while (std::getline(m, line)) {
+    auto e = nlohmann::json::parse(line);
+    EXPECT_TRUE(e.contains("domain_acc") && e.contains("lambda")) << line;
+    ++lines;
+  }
+  EXPECT_EQ(lines, 4);
+  for (std::string method : {"source-only", "cdan", "coral", "mmd", "self-train"}) {
+    auto p = test::cli(base + "--method " + method + " --out " + (d / method));
+    EXPECT_EQ(p.code, 0) << method << ": " << p.out;
+  }
+  auto unknown = test::cli(base + "--method dan --out " + (d / "x"));
+  EXPECT_NE(unknown.code, 0);
+  EXPECT_NE(unknown.out.find("--method 'dan'"), std::string::npos) << unknown.out;
+  auto thr = test::cli(base + "--method self-train --threshold 1.5 --out " + (d / "x"));
+  EXPECT_NE(thr.out.find("--threshold"), std::string::npos) << thr.out;
+  auto lam = test::cli(base + "--trade-off -1 --out " + (d / "x"));
+  EXPECT_NE(lam.out.find("--trade-off"), std::string::npos) << lam.out;
+  auto empty = test::cli("adapt --model mlp:16 --source " + src + " --target " + tgt + "@classes=0@limit=1 " +
+                         "--batch-size 32 --epochs 1 --preprocess '' --out " + (d / "x"));
+  EXPECT_NE(empty.code, 0);
+  EXPECT_NE(empty.out.find("fewer than --batch-size"), std::string::npos) << empty.out;
+  // shapes that differ
+  io::write_npy(d / "wide.npy", at::rand({64, 3}));
+  auto shape = test::cli("adapt --model mlp:16 --source " + src + " --target npy:" + (d / "wide.npy") +
+                         " --batch-size 32 --epochs 1 --preprocess '' --out " + (d / "x"));
+  EXPECT_NE(shape.code, 0);
+  EXPECT_NE(shape.out.find("source examples have shape"), std::string::npos) << shape.out;
+  EXPECT_FALSE(std::filesystem::exists(d / "x/seed-1/model.ckpt"));
 }

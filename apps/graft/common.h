@@ -54,5 +54,6 @@ void add_demo(CLI::App& app);
 void add_extract(CLI::App& app);
 void add_linear(CLI::App& app);
 void add_transfer(CLI::App& app);
+void add_adapt(CLI::App& app);
 
 }  // namespace graft::cli

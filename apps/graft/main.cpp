@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   graft::cli::add_extract(app);
   graft::cli::add_linear(app);
   graft::cli::add_transfer(app);
+  graft::cli::add_adapt(app);
   graft::cli::add_eval(app);
   graft::cli::add_predict(app);
   graft::cli::add_data(app);

@@ -1,0 +1,76 @@
+#pragma once
+/// Unsupervised domain adaptation: labelled source, unlabelled target, one training
+/// loop for DANN and its peers, and model selection that never reads target labels.
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+#include "graft/data/dataset.h"
+#include "graft/io/checkpoint.h"
+#include "graft/models/backbone.h"
+
+namespace graft::adapt {
+
+struct AdaptConfig {
+  /// source-only | dann | cdan (CDAN+E) | coral | mmd (DAN's multi-kernel MMD) | self-train
+  std::string method = "dann";
+  std::string tap;                 ///< feature layer: the domain losses act on its output (default: the layer
+                                   ///< before the last two layers with parameters, e.g. dann_mnist's flatten)
+  int64_t epochs = 20;             ///< passes over the source
+  int64_t batch_size = 128;        ///< per domain
+  std::string optimizer = "sgd";   ///< sgd (momentum 0.9) | adam
+  double lr = 0.01;
+  std::string schedule = "dann";   ///< dann: lr0 / (1 + 10 p)^0.75 | constant
+  double weight_decay = 0.0;
+  double trade_off = 1.0;          ///< weight of the adaptation term (for dann/cdan: the final lambda)
+  double lambda_gamma = 10.0;      ///< dann/cdan: lambda_p = trade_off * (2 / (1 + exp(-gamma p)) - 1)
+  int64_t disc_hidden = 1024;      ///< discriminator width (dann, cdan)
+  double threshold = 0.9;          ///< self-train: confidence of pseudo-labels, in (0, 1]
+  double source_val = 0.1;         ///< fraction of the source held out for validation
+  std::string select = "im";       ///< checkpoint choice: im (information maximisation on the target) |
+                                   ///< source-val (held-out source accuracy) | last
+  int64_t eval_examples = 2000;    ///< target examples used by the unsupervised criterion per epoch
+  uint64_t seed = 0;
+  int workers = 2;
+  std::string device = "cpu";
+  std::string out_dir;
+  bool quiet = false;
+  /// Throws graft::Error naming the bad option.
+  void validate() const;
+  nlohmann::json to_json() const;
+};
+
+struct AdaptEpoch {
+  int64_t epoch = 0;
+  double loss_cls = 0, loss_adapt = 0, domain_acc = -1, lambda = 0, lr = 0, seconds = 0;
+  double source_val_acc = 0;  ///< held-out source accuracy
+  double target_im = 0;       ///< information maximisation score on unlabelled target (higher is better)
+  double target_acc = -1;     ///< oracle: accuracy on the labelled target test set, never used for choices
+};
+
+struct AdaptResult {
+  std::vector<AdaptEpoch> history;
+  int64_t selected_epoch = 0;       ///< chosen by cfg.select, without target labels
+  double selected_target_acc = -1;  ///< oracle accuracy of the selected model (-1 without target test labels)
+  double last_target_acc = -1;
+  double oracle_best_acc = -1;      ///< the best epoch by target labels: reported only as an upper reference
+  double pad_before = -1, pad_after = -1;  ///< proxy A-distance of tap features, before and after
+  std::string model_path;
+};
+
+/// Trains `model` (source classes) on labelled `source` and unlabelled `target`;
+/// `target_test` (may be null) only yields oracle numbers. Writes metrics.jsonl,
+/// embedding.svg (PCA of tap features before/after), result.json and model.ckpt
+/// (the selected epoch's weights) to cfg.out_dir. Throws graft::Error for an empty
+/// target, mismatched example shapes, a NaN loss, or bad options.
+AdaptResult run_adapt(models::BackbonePtr model, const io::ModelMeta& meta, const data::DatasetPtr& source,
+                      const data::DatasetPtr& target, const data::DatasetPtr& target_test, const AdaptConfig& cfg);
+
+/// The default tap of a model (see AdaptConfig::tap).
+std::string default_tap(const models::Backbone& model);
+
+/// Information maximisation score of logits: H(mean p) - mean H(p). Shape: (N, K).
+double information_maximisation(const at::Tensor& logits);
+
+}  // namespace graft::adapt
