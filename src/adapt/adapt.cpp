@@ -271,6 +271,8 @@ AdaptResult run_adapt(models::BackbonePtr model, const io::ModelMeta& meta, cons
       sum_cls += cls.item<double>() * ns, sum_ad += ad.item<double>() * ns, n += ns;
       ++step_g;
     }
+    const double train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const int64_t epoch_steps = step_g - epoch * steps;
     AdaptEpoch e;
     e.epoch = epoch + 1;
     e.loss_cls = sum_cls / n;
@@ -296,7 +298,8 @@ AdaptResult run_adapt(models::BackbonePtr model, const io::ModelMeta& meta, cons
     }
     nlohmann::json line = {{"epoch", e.epoch},       {"loss_cls", e.loss_cls},   {"loss_adapt", e.loss_adapt},
                            {"lambda", e.lambda},     {"lr", e.lr},               {"source_val_acc", e.source_val_acc},
-                           {"target_im", e.target_im}, {"seconds", e.seconds}};
+                           {"target_im", e.target_im}, {"seconds", e.seconds},
+                           {"train_seconds", train_seconds}, {"steps", epoch_steps}};
     if (e.domain_acc >= 0) line["domain_acc"] = e.domain_acc;
     if (e.target_acc >= 0) line["oracle_target_acc"] = e.target_acc;
     metrics << line.dump() << "\n";

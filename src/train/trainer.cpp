@@ -293,8 +293,15 @@ TrainResult Trainer::fit(const data::DatasetPtr& train, const data::DatasetPtr& 
   std::vector<double> mult = cfg_.layer_lr_mult.empty() ? std::vector<double>(L, 1.0) : cfg_.layer_lr_mult;
   GRAFT_CHECK(mult.size() == L, "got ", mult.size(), " layer learning-rate multipliers for a model of ", L, " layers");
   std::vector<std::vector<std::pair<std::string, torch::Tensor>>> layer_params(L);
-  for (auto& [n, p] : model_->named_parameters())
-    layer_params[model_->layer_index(models::layer_of_param(n))].emplace_back(n, p);
+  {
+    const auto& names = model_->layer_names();
+    for (auto& [n, p] : model_->named_parameters()) {
+      // A parameter outside every layer (e.g. one set directly on a TorchScript root module)
+      // trains with the top layer.
+      auto it = std::find(names.begin(), names.end(), models::layer_of_param(n));
+      layer_params[it == names.end() ? L - 1 : static_cast<size_t>(it - names.begin())].emplace_back(n, p);
+    }
+  }
   std::vector<size_t> top_down;  // layers that may train, top first: the order of gradual unfreezing
   for (size_t i = L; i-- > 0;)
     if (!layer_params[i].empty() && mult[i] > 0) top_down.push_back(i);
