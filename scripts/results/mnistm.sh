@@ -13,7 +13,7 @@ seeds="${SEEDS:-1,2,3}"
 epochs="${EPOCHS:-10}"
 mkdir -p "$out"
 [ -f "${GRAFT_DATA:-$HOME/.cache/graft}/mnistm/t10k-images-idx4-ubyte" ] || "$g" data make mnistm
-for m in source-only dann cdan coral mmd self-train; do
+for m in ${METHODS:-source-only dann cdan coral mmd self-train}; do
   [ -f "$out/$m/summary.json" ] && continue
   "$g" adapt --method "$m" --model dann_mnist --channels 3 --source mnist:train --target mnistm:train \
     --target-test mnistm:test --epochs "$epochs" --batch-size 64 --lr 0.01 --seeds "$seeds" \
