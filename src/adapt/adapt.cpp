@@ -25,13 +25,6 @@ namespace {
 
 const std::vector<std::string> kMethods = {"source-only", "dann", "cdan", "coral", "mmd", "self-train"};
 
-void check_in(const std::string& opt, const std::string& v, const std::vector<std::string>& ok) {
-  if (std::find(ok.begin(), ok.end(), v) != ok.end()) return;
-  std::string list;
-  for (const auto& o : ok) list += (list.empty() ? "" : ", ") + o;
-  GRAFT_FAIL("--", opt, " '", v, "' is not one of ", list);
-}
-
 /// Logits and tap features of a dataset sample, in eval mode without gradients.
 struct Outputs {
   at::Tensor features, logits, labels;
@@ -88,10 +81,10 @@ std::vector<analysis::Series> pca_scatter(const at::Tensor& fs, const at::Tensor
 }  // namespace
 
 void AdaptConfig::validate() const {
-  check_in("method", method, kMethods);
-  check_in("optimizer", optimizer, {"sgd", "adam"});
-  check_in("schedule", schedule, {"dann", "constant"});
-  check_in("select", select, {"im", "source-val", "last"});
+  check_choice("method", method, kMethods);
+  check_choice("optimizer", optimizer, {"sgd", "adam"});
+  check_choice("schedule", schedule, {"dann", "constant"});
+  check_choice("select", select, {"im", "source-val", "last"});
   GRAFT_CHECK(epochs >= 1 && epochs <= 100000, "--epochs must be in [1, 100000], got ", epochs);
   GRAFT_CHECK(batch_size >= 2 && batch_size <= 65536, "--batch-size must be in [2, 65536], got ", batch_size);
   GRAFT_CHECK(std::isfinite(lr) && lr > 0 && lr <= 10, "--lr must be in (0, 10], got ", lr);

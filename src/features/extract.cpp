@@ -14,15 +14,6 @@
 #include "graft/train/trainer.h"
 
 namespace graft::features {
-namespace {
-void check_in(const std::string& opt, const std::string& v, const std::vector<std::string>& ok) {
-  if (std::find(ok.begin(), ok.end(), v) != ok.end()) return;
-  std::string list;
-  for (const auto& o : ok) list += (list.empty() ? "" : ", ") + o;
-  GRAFT_FAIL("--", opt, " '", v, "' is not one of ", list);
-}
-}  // namespace
-
 at::Tensor pool(const at::Tensor& act, const std::string& how) {
   if (act.dim() <= 2) return act.reshape({act.size(0), -1});
   if (how == "flatten") return act.flatten(1);
@@ -47,9 +38,9 @@ at::Tensor normalize(const at::Tensor& f, const std::string& how) {
 
 void ExtractOptions::validate() const {
   GRAFT_CHECK(!layers.empty(), "--layers is empty; name one or more layers from 'graft layers MODEL'");
-  check_in("pool", pool, {"flatten", "avg", "max", "spp"});
-  check_in("norm", norm, {"none", "l2", "power"});
-  check_in("tta", tta, {"none", "flip", "crops", "crops+flip"});
+  check_choice("pool", pool, {"flatten", "avg", "max", "spp"});
+  check_choice("norm", norm, {"none", "l2", "power"});
+  check_choice("tta", tta, {"none", "flip", "crops", "crops+flip"});
   GRAFT_CHECK(batch_size >= 1 && batch_size <= 65536, "--batch-size must be in [1, 65536], got ", batch_size);
   GRAFT_CHECK(workers >= 0 && workers <= 256, "--workers must be in [0, 256], got ", workers);
 }
@@ -132,13 +123,20 @@ at::Tensor FeatureExtractor::concatenated(const at::Tensor& x, std::vector<int64
   return f;
 }
 
+namespace {
+/// The dataset in its own order, batched and preprocessed for the model.
+data::Loader in_order(const io::ModelMeta& meta, const data::DatasetPtr& dataset, const ExtractOptions& opts) {
+  return data::Loader(dataset, train::input_pipeline(meta, dataset->input_shape()),
+                      data::LoaderOptions().batch_size_(opts.batch_size).shuffle_(false).workers_(opts.workers));
+}
+}  // namespace
+
 FeatureSet extract_in_memory(models::Backbone& model, const io::ModelMeta& meta, const data::DatasetPtr& dataset,
                              const ExtractOptions& opts) {
   FeatureExtractor fx(model, opts);
   model.train(false);
   auto dev = model.device();
-  data::Loader loader(dataset, train::input_pipeline(meta, dataset->input_shape()),
-                      data::LoaderOptions().batch_size_(opts.batch_size).shuffle_(false).workers_(opts.workers));
+  auto loader = in_order(meta, dataset, opts);
   loader.start_epoch(0);
   std::vector<std::vector<at::Tensor>> parts(opts.layers.size());
   std::vector<at::Tensor> labels;
@@ -160,8 +158,7 @@ ExtractResult extract(models::Backbone& model, const io::ModelMeta& meta, const 
   FeatureExtractor fx(model, opts);
   model.train(false);
   auto dev = model.device();
-  data::Loader loader(dataset, train::input_pipeline(meta, dataset->input_shape()),
-                      data::LoaderOptions().batch_size_(opts.batch_size).shuffle_(false).workers_(opts.workers));
+  auto loader = in_order(meta, dataset, opts);
   loader.start_epoch(0);
   std::unique_ptr<io::NpyWriter> fw, lw;
   ExtractResult res;

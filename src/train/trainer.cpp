@@ -26,16 +26,6 @@ namespace fs = std::filesystem;
 namespace graft::train {
 namespace {
 
-void check_choice(const std::string& opt, const std::string& v, const std::vector<std::string>& allowed) {
-  for (const auto& a : allowed)
-    if (a == v) return;
-  std::string list, hint;
-  for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-  auto close = models::close_matches(v, allowed, 1);
-  if (!close.empty()) hint = "; did you mean " + close[0] + "?";
-  GRAFT_FAIL("--", opt, " '", v, "' is not one of ", list, hint);
-}
-
 std::string fmt_duration(double s) {
   if (!std::isfinite(s) || s < 0) return "?";
   int64_t t = static_cast<int64_t>(s + 0.5);

@@ -5,6 +5,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace graft {
 
@@ -31,6 +32,15 @@ std::string str(const Args&... args) {
   detail::cat(os, args...);
   return os.str();
 }
+
+/// Names from `candidates` closest to `name` by edit distance (at most `n`), for
+/// "did you mean" hints.
+std::vector<std::string> close_matches(const std::string& name, const std::vector<std::string>& candidates,
+                                       size_t n = 3);
+
+/// Throws graft::Error "--OPTION 'VALUE' is not one of A, B, C; did you mean A?" unless
+/// value is one of allowed.
+void check_choice(const std::string& option, const std::string& value, const std::vector<std::string>& allowed);
 
 }  // namespace graft
 

@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "graft/core/check.h"
+
 namespace graft::models {
 
 /// What `graft layers` prints for one layer.
@@ -66,8 +68,7 @@ using BackbonePtr = std::shared_ptr<Backbone>;
 /// Name of the layer a parameter belongs to (text before the first '.').
 std::string layer_of_param(const std::string& param_name);
 
-/// Names from `candidates` closest to `name` by edit distance (at most `n`).
-std::vector<std::string> close_matches(const std::string& name, const std::vector<std::string>& candidates,
-                                       size_t n = 3);
+/// close_matches lives in core/check.h; models code names it unqualified.
+using graft::close_matches;
 
 }  // namespace graft::models

@@ -1,0 +1,41 @@
+#include "graft/core/check.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace graft {
+
+std::vector<std::string> close_matches(const std::string& name, const std::vector<std::string>& cands, size_t n) {
+  auto dist = [](const std::string& a, const std::string& b) {
+    std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+    for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+    for (size_t i = 1; i <= a.size(); ++i) {
+      cur[0] = i;
+      for (size_t j = 1; j <= b.size(); ++j)
+        cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      std::swap(prev, cur);
+    }
+    return prev[b.size()];
+  };
+  std::vector<std::pair<size_t, std::string>> scored;
+  for (const auto& c : cands) {
+    size_t d = dist(name, c);
+    bool sub = c.find(name) != std::string::npos || name.find(c) != std::string::npos;
+    if (d <= std::max<size_t>(2, name.size() / 2) || sub) scored.emplace_back(sub ? 0 : d, c);
+  }
+  std::stable_sort(scored.begin(), scored.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  std::vector<std::string> out;
+  for (size_t i = 0; i < scored.size() && i < n; ++i) out.push_back(scored[i].second);
+  return out;
+}
+
+void check_choice(const std::string& option, const std::string& value, const std::vector<std::string>& allowed) {
+  if (std::find(allowed.begin(), allowed.end(), value) != allowed.end()) return;
+  std::string list, hint;
+  for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+  auto close = close_matches(value, allowed, 1);
+  if (!close.empty()) hint = "; did you mean " + close[0] + "?";
+  GRAFT_FAIL("--", option, " '", value, "' is not one of ", list, hint);
+}
+
+}  // namespace graft
