@@ -198,7 +198,9 @@ TEST(Finetune, FrozenIsFrozenForReal) {
     if (n.rfind("layer1", 0) == 0 && n.find("running_mean") != std::string::npos) moved |= !same(b, before2[n]);
   EXPECT_TRUE(moved);
   for (auto& [n, prm] : t2.model->named_parameters())
-    if (n.rfind("layer1", 0) == 0) EXPECT_TRUE(same(prm, before2[n])) << n;
+    if (n.rfind("layer1", 0) == 0) {
+      EXPECT_TRUE(same(prm, before2[n])) << n;
+    }
 }
 
 TEST(Finetune, CachedPrefixGivesTheSameResultAsRecomputing) {

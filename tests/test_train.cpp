@@ -27,7 +27,7 @@ Toy toy(const test::TempDir& d, int64_t n = 200) {
   Toy t;
   t.train = data::load_idx_dataset(d / "x", d / "y", {}, "toy-train");
   t.test = data::load_idx_dataset(d / "tx", d / "ty", {}, "toy-test");
-  t.meta = {"mlp:32", {1, 8, 8}, t.train->class_names(), "normalize=0.5:0.5"};
+  t.meta = {"mlp:32", {1, 8, 8}, t.train->class_names(), "normalize=0.5:0.5", {}};
   return t;
 }
 

@@ -87,7 +87,9 @@ TEST(Transfer, StudyTablesLayersAndDeploysTheBest) {
   for (const auto& run : r.runs) EXPECT_EQ(run.train_size, 4 * run.labels_per_class);
   // Row brightness separates the toy classes linearly: raw pixels classify them well.
   for (const auto& c : r.cells)
-    if (c.layer == "input") EXPECT_GT(c.mean, 0.8) << c.labels_per_class;
+    if (c.layer == "input") {
+      EXPECT_GT(c.mean, 0.8) << c.labels_per_class;
+    }
   // Different seeds draw different labelled examples, so there is spread, and a best layer per budget.
   ASSERT_EQ(r.best.size(), 2u);
   auto table = r.table();
