@@ -5,7 +5,9 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
+#include "graft/adapt/adapt.h"
 #include "graft/adapt/losses.h"
 #include "graft/core/check.h"
 #include "graft/io/npy.h"
@@ -105,7 +107,7 @@ TEST(Adapt, CliAdaptsMoonsAndRejectsBadInput) {
   EXPECT_NE(r.out.find("dann over 2 seed(s)"), std::string::npos) << r.out;
   std::ifstream js(d / "dann/seed-1/result.json");
   auto j = nlohmann::json::parse(js);
-  EXPECT_EQ(j["selected_by"], "im");
+  EXPECT_EQ(j["selected_by"], "snd");
   EXPECT_TRUE(j["oracle"].contains("selected_target_acc"));
   EXPECT_TRUE(std::filesystem::exists(d / "dann/seed-1/embedding.svg"));
   EXPECT_TRUE(std::filesystem::exists(d / "dann/seed-2/model.ckpt"));
@@ -141,4 +143,108 @@ TEST(Adapt, CliAdaptsMoonsAndRejectsBadInput) {
   EXPECT_NE(shape.code, 0);
   EXPECT_NE(shape.out.find("source examples have shape"), std::string::npos) << shape.out;
   EXPECT_FALSE(std::filesystem::exists(d / "x/seed-1/model.ckpt"));
+}
+
+TEST(Adapt, SoftNeighborhoodDensityOfCleanClusters) {
+  // One-hot predictions, 4 classes of 10: each example's neighbours are the 9 others of
+  // its class (similarity 1/tau) against exp(-1/tau)-weighted strangers, so the density
+  // is the entropy of a near-uniform choice among 9: log 9.
+  auto y = torch::arange(40) % 4;
+  auto logits = torch::one_hot(y, 4).to(torch::kFloat) * 50;
+  EXPECT_NEAR(adapt::soft_neighborhood_density(logits), std::log(9.0), 1e-3);
+  // Invariant to the order of the examples.
+  auto perm = torch::randperm(40);
+  EXPECT_NEAR(adapt::soft_neighborhood_density(logits.index_select(0, perm)),
+              adapt::soft_neighborhood_density(logits), 1e-9);
+  // Clusters of other sizes: each example's entropy is log(size of its cluster - 1). Moving 5
+  // of class 0's examples to class 1 gives clusters of 5, 15, 10 and 10; SND rises, since it
+  // rewards dense (large) neighbourhoods, the bias its authors point out.
+  auto split = logits.clone();
+  split.index_put_({torch::arange(0, 40, 8), 0}, 0.0);
+  split.index_put_({torch::arange(0, 40, 8), 1}, 50.0);
+  const double want = (5 * std::log(4.0) + 15 * std::log(14.0) + 20 * std::log(9.0)) / 40;
+  EXPECT_NEAR(adapt::soft_neighborhood_density(split), want, 1e-3);
+  EXPECT_THROW(adapt::soft_neighborhood_density(torch::randn({1, 3})), Error);
+}
+
+namespace {
+/// Writes npy:X,Y specs for a source moons set and a target = source shifted by `shift`
+/// (a covariate shift that BatchNorm's re-centring undoes exactly in the first layer).
+std::pair<std::string, std::string> shifted_moons(const test::TempDir& d, double shift, std::string* test_spec) {
+  EXPECT_EQ(test::cli("data make moons --n 400 --noise 0.1 --out " + (d / "m")).code, 0);
+  auto x = io::read_npy(d / "m/train_x.npy");
+  auto xt = io::read_npy(d / "m/test_x.npy");
+  io::write_npy(d / "shift_x.npy", x + shift);
+  io::write_npy(d / "shift_test_x.npy", xt + shift);
+  *test_spec = "npy:" + (d / "shift_test_x.npy") + "," + (d / "m/test_y.npy");
+  return {"npy:" + (d / "m/train_x.npy") + "," + (d / "m/train_y.npy"), "npy:" + (d / "shift_x.npy")};
+}
+}  // namespace
+
+TEST(Adapt, AdaBNUndoesAShiftThatDefeatsTheSourceStatistics) {
+  test::TempDir d;
+  std::string tst;
+  auto [src, tgt] = shifted_moons(d, 2.5, &tst);
+  auto base = "adapt --model mlp_bn:32,32 --source " + src + " --target " + tgt + " --target-test " + tst +
+              " --batch-size 32 --epochs 6 --lr 0.05 --preprocess '' --quiet --seeds 1 ";
+  auto r = test::cli(base + "--method adabn --out " + (d / "adabn"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  std::ifstream m(d / "adabn/seed-1/metrics.jsonl");
+  std::string line, last;
+  while (std::getline(m, line)) last = line;
+  auto e = nlohmann::json::parse(last);
+  // the same weights: with the source's statistics the shifted target is mostly lost,
+  // with the target's own statistics it is classified like the source.
+  EXPECT_LT(e["oracle_target_acc_source_bn"].get<double>(), 0.8) << last;
+  EXPECT_GT(e["oracle_target_acc"].get<double>(), 0.9) << last;
+  EXPECT_GT(e["source_val_acc"].get<double>(), 0.9) << last;
+  // The saved model carries the target statistics: graft eval on the shifted test set agrees.
+  auto ev = test::cli("eval --model " + (d / "adabn/seed-1/model.ckpt") + " --data " + tst);
+  ASSERT_EQ(ev.code, 0) << ev.out;
+  // A model without BatchNorm cannot do AdaBN.
+  auto nobn = test::cli("adapt --model mlp:16 --method adabn --source " + src + " --target " + tgt +
+                        " --batch-size 32 --epochs 1 --preprocess '' --out " + (d / "x"));
+  EXPECT_NE(nobn.code, 0);
+  EXPECT_NE(nobn.out.find("no BatchNorm"), std::string::npos) << nobn.out;
+}
+
+TEST(Adapt, TradeOffChosenByTheUnsupervisedScoreAndNaNStopsTheRun) {
+  test::TempDir d;
+  ASSERT_EQ(test::cli("data make moons --n 200 --out " + (d / "s")).code, 0);
+  ASSERT_EQ(test::cli("data make moons --n 200 --rotate 30 --out " + (d / "t")).code, 0);
+  auto src = "npy:" + (d / "s/train_x.npy") + "," + (d / "s/train_y.npy");
+  auto tgt = "npy:" + (d / "t/train_x.npy");
+  auto base = "adapt --model mlp:16 --source " + src + " --target " + tgt +
+              " --batch-size 32 --epochs 2 --preprocess '' --quiet --method dann ";
+  auto r = test::cli(base + "--trade-off 0.1,1 --seeds 3 --out " + (d / "grid"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  std::ifstream js(d / "grid/summary.json");
+  auto run = nlohmann::json::parse(js)["runs"][0];
+  ASSERT_EQ(run["candidates"].size(), 2u);
+  double best = -1e300, best_v = 0;
+  for (auto& c : run["candidates"]) {
+    EXPECT_TRUE(std::filesystem::exists(c["dir"].get<std::string>() + "/model.ckpt"));
+    if (c["score"].get<double>() > best) best = c["score"], best_v = c["trade_off"];
+  }
+  EXPECT_EQ(run["trade_off"].get<double>(), best_v);
+  EXPECT_EQ(run["model"].get<std::string>(), (d / "grid/seed-3/trade-off-") + (best_v == 1 ? "1" : "0.1") + "/model.ckpt");
+  auto last = test::cli(base + "--trade-off 0.1,1 --select last --out " + (d / "x"));
+  EXPECT_NE(last.code, 0);
+  EXPECT_NE(last.out.find("--select last cannot choose"), std::string::npos) << last.out;
+  // A diverging run: a learning rate and adversarial weight far too large blow the
+  // discriminator and features up; the run stops with a message naming the loss and the fix.
+  auto div = test::cli(base + "--lr 10 --schedule constant --trade-off 100 --out " + (d / "nan"));
+  EXPECT_NE(div.code, 0);
+  EXPECT_NE(div.out.find("loss became"), std::string::npos) << div.out;
+  EXPECT_NE(div.out.find("Lower --lr"), std::string::npos) << div.out;
+  EXPECT_FALSE(std::filesystem::exists(d / "nan/seed-1/model.ckpt"));
+  // A target example with NaN inputs is named as such, before any training.
+  auto x = io::read_npy(d / "t/train_x.npy");
+  x.index_put_({5, 0}, std::numeric_limits<float>::quiet_NaN());
+  io::write_npy(d / "nan_x.npy", x);
+  auto nan = test::cli("adapt --model mlp:16 --source " + src + " --target npy:" + (d / "nan_x.npy") +
+                       " --batch-size 32 --epochs 2 --preprocess '' --quiet --method dann --out " + (d / "nanin"));
+  EXPECT_NE(nan.code, 0);
+  EXPECT_NE(nan.out.find("nan_x.npy"), std::string::npos) << nan.out;
+  EXPECT_NE(nan.out.find("NaN or infinite"), std::string::npos) << nan.out;
 }

@@ -55,5 +55,7 @@ void add_extract(CLI::App& app);
 void add_linear(CLI::App& app);
 void add_transfer(CLI::App& app);
 void add_adapt(CLI::App& app);
+void add_pretrain(CLI::App& app);
+void add_semisup(CLI::App& app);
 
 }  // namespace graft::cli

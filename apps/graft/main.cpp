@@ -20,6 +20,8 @@ int main(int argc, char** argv) {
   graft::cli::add_linear(app);
   graft::cli::add_transfer(app);
   graft::cli::add_adapt(app);
+  graft::cli::add_pretrain(app);
+  graft::cli::add_semisup(app);
   graft::cli::add_eval(app);
   graft::cli::add_predict(app);
   graft::cli::add_data(app);

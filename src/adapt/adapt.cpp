@@ -23,7 +23,48 @@
 namespace graft::adapt {
 namespace {
 
-const std::vector<std::string> kMethods = {"source-only", "dann", "cdan", "coral", "mmd", "self-train"};
+const std::vector<std::string> kMethods = {"source-only", "adabn", "dann", "cdan", "coral", "mmd", "self-train"};
+
+bool has_batchnorm(const models::Backbone& m) {
+  for (auto& [n, b] : m.named_buffers())
+    if (n.size() >= 12 && n.compare(n.size() - 12, 12, "running_mean") == 0) return true;
+  return false;
+}
+
+/// AdaBN (Li et al. 2016): every BatchNorm layer's statistics re-estimated on the target.
+/// The backbone interface exposes buffers, not modules, so the statistics are reset
+/// (mean 0, variance 1, count 0) and re-accumulated by forward passes in training mode
+/// without gradients: layers with a cumulative average get the exact mean over the
+/// batches seen, layers with PyTorch's default momentum 0.1 an exponential average in
+/// which the reset values weigh 0.9^60 < 0.2% after the 60 or more batches run here.
+void reestimate_batchnorm(models::Backbone& m, const data::DatasetPtr& d, const data::Pipeline& pipe, uint64_t seed,
+                          int workers, c10::Device dev) {
+  torch::NoGradGuard ng;
+  for (auto& [n, b] : m.named_buffers()) {
+    auto ends = [&](const std::string& suffix) {
+      return n.size() >= suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
+    if (ends("running_mean") || ends("num_batches_tracked")) b.zero_();
+    if (ends("running_var")) b.fill_(1);
+  }
+  const int64_t bs = std::min<int64_t>(128, d->size());
+  data::Loader l(d, pipe, data::LoaderOptions().batch_size_(bs).seed_(seed).workers_(workers).drop_last_(true));
+  const int64_t want = std::max<int64_t>(60, std::min<int64_t>(l.batches_per_epoch(), 400));
+  const bool was = m.is_training();
+  m.train(true);
+  int64_t done = 0;
+  for (int64_t ep = 0; done < want; ++ep) {
+    l.start_epoch(ep);
+    while (done < want) {
+      auto b = l.next();
+      if (!b) break;
+      m.forward(b->input.to(dev));
+      ++done;
+    }
+  }
+  m.train(was);
+}
+
 
 /// Logits and tap features of a dataset sample, in eval mode without gradients.
 struct Outputs {
@@ -84,7 +125,7 @@ void AdaptConfig::validate() const {
   check_choice("method", method, kMethods);
   check_choice("optimizer", optimizer, {"sgd", "adam"});
   check_choice("schedule", schedule, {"dann", "constant"});
-  check_choice("select", select, {"im", "source-val", "last"});
+  check_choice("select", select, {"snd", "im", "source-val", "last"});
   GRAFT_CHECK(epochs >= 1 && epochs <= 100000, "--epochs must be in [1, 100000], got ", epochs);
   GRAFT_CHECK(batch_size >= 2 && batch_size <= 65536, "--batch-size must be in [2, 65536], got ", batch_size);
   GRAFT_CHECK(std::isfinite(lr) && lr > 0 && lr <= 10, "--lr must be in (0, 10], got ", lr);
@@ -120,6 +161,17 @@ std::string default_tap(const models::Backbone& m) {
   GRAFT_FAIL("the model has no layer to tap below its classifier; give --tap");
 }
 
+double soft_neighborhood_density(const at::Tensor& logits, double tau) {
+  GRAFT_CHECK(logits.dim() == 2 && logits.size(0) >= 2, "soft_neighborhood_density: need (N >= 2, K) logits");
+  GRAFT_CHECK(tau > 0, "soft_neighborhood_density: tau must be > 0");
+  auto p = torch::softmax(logits.to(at::kDouble), 1);
+  auto q = p / p.norm(2, 1, true).clamp_min(1e-12);
+  auto sim = q.mm(q.t()) / tau;
+  sim.fill_diagonal_(-std::numeric_limits<double>::infinity());
+  auto nb = torch::softmax(sim, 1);
+  return -(nb * (nb + 1e-12).log()).sum(1).mean().item<double>();
+}
+
 double information_maximisation(const at::Tensor& logits) {
   auto p = torch::softmax(logits.to(at::kDouble), 1);
   auto mean = p.mean(0);
@@ -148,6 +200,10 @@ AdaptResult run_adapt(models::BackbonePtr model, const io::ModelMeta& meta, cons
   const size_t L = model->num_layers();
   GRAFT_CHECK(tap + 1 < L, "--tap '", tap_name, "' is the last layer; tap a layer below the classifier");
   const int64_t K = meta.num_classes();
+  const bool adabn = cfg.method == "adabn";
+  GRAFT_CHECK(!adabn || has_batchnorm(*model), "--method adabn re-estimates BatchNorm statistics on the target, but model '",
+              meta.arch, "' has no BatchNorm layer; use one that has (dann_mnist_bn, resnet8, resnet20, mlp_bn, most "
+              "TorchScript CNNs) or another --method");
 
   bool target_labelled = false;
   for (auto y : target->labels()) target_labelled |= y >= 0;
@@ -193,6 +249,10 @@ AdaptResult run_adapt(models::BackbonePtr model, const io::ModelMeta& meta, cons
   AdaptResult res;
   auto before_s = run_eval(*model, tap, src_val, meta, cfg.workers, dev);
   auto before_t = run_eval(*model, tap, tgt_eval, meta, cfg.workers, dev);
+  GRAFT_CHECK(torch::isfinite(before_s.logits).all().item<bool>(), "the source set gives NaN or infinite outputs "
+              "before any training: its inputs contain NaN/inf values; fix or drop those examples");
+  GRAFT_CHECK(torch::isfinite(before_t.logits).all().item<bool>(), "the target set gives NaN or infinite outputs "
+              "before any training: its inputs contain NaN/inf values; fix or drop those examples");
   const int64_t ne = std::min<int64_t>(500, std::min(before_s.features.size(0), before_t.features.size(0)));
   res.pad_before = proxy_a_distance(before_s.features.narrow(0, 0, ne), before_t.features.narrow(0, 0, ne), cfg.seed);
 
@@ -201,6 +261,7 @@ AdaptResult run_adapt(models::BackbonePtr model, const io::ModelMeta& meta, cons
   std::map<std::string, at::Tensor> best_w;
   double best_crit = -std::numeric_limits<double>::infinity();
   int64_t step_g = 0;
+  const bool uses_target = cfg.method != "source-only" && !adabn;
   for (int64_t epoch = 0; epoch < cfg.epochs; ++epoch) {
     auto t0 = std::chrono::steady_clock::now();
     ls.start_epoch(epoch);
@@ -220,7 +281,9 @@ AdaptResult run_adapt(models::BackbonePtr model, const io::ModelMeta& meta, cons
       disc->train(true);
       auto xs = bs->input.to(dev), ys = bs->label.to(dev), xt = bt->input.to(dev);
       const int64_t ns = xs.size(0);
-      auto f = model->forward_range(at::cat({xs, xt}), 0, tap + 1);
+      // Source-only and AdaBN never look at the target while training: forwarding it would
+      // also mix target batches into the BatchNorm statistics the classifier learns under.
+      auto f = model->forward_range(uses_target ? at::cat({xs, xt}) : xs, 0, tap + 1);
       auto z = model->forward_range(f, tap + 1, L);
       auto fv = f.flatten(1);
       auto cls = torch::nn::functional::cross_entropy(z.narrow(0, 0, ns), ys);
@@ -254,6 +317,12 @@ AdaptResult run_adapt(models::BackbonePtr model, const io::ModelMeta& meta, cons
       }
       auto loss = cls + ad;
       double lv = loss.item<double>();
+      if (!std::isfinite(lv)) {
+        const bool bad_s = !torch::isfinite(xs).all().item<bool>(), bad_t = !torch::isfinite(xt).all().item<bool>();
+        GRAFT_CHECK(!bad_s && !bad_t, "a ", bad_s ? "source" : "target", " batch at epoch ", epoch + 1, " step ",
+                    step_g + 1, " contains NaN or infinite input values, and the loss became ", lv,
+                    "; fix or drop those examples");
+      }
       GRAFT_CHECK(std::isfinite(lv), "the ", cfg.method, " loss became ", lv, " at epoch ", epoch + 1, " step ",
                   step_g + 1, " (classification ", cls.item<double>(), ", adaptation ", ad.item<double>(),
                   "): the discriminator or the features diverged. Lower --lr (now ", cfg.lr, ") or --trade-off (now ",
@@ -275,26 +344,42 @@ AdaptResult run_adapt(models::BackbonePtr model, const io::ModelMeta& meta, cons
     e.lr = lr;
     auto sv = run_eval(*model, tap, src_val, meta, cfg.workers, dev);
     e.source_val_acc = (sv.logits.argmax(1) == sv.labels).to(at::kDouble).mean().item<double>();
+    std::map<std::string, at::Tensor> source_stats;
+    if (adabn) {
+      if (target_test) {  // oracle of the same weights with the source statistics: source-only with BatchNorm
+        auto tt = run_eval(*model, tap, target_test, meta, cfg.workers, dev);
+        e.target_acc_source_bn = (tt.logits.argmax(1) == tt.labels).to(at::kDouble).mean().item<double>();
+      }
+      source_stats = snapshot(*model);
+      reestimate_batchnorm(*model, tgt, pipe_t, cfg.seed + 7 + static_cast<uint64_t>(epoch), cfg.workers, dev);
+    }
     auto te = run_eval(*model, tap, tgt_eval, meta, cfg.workers, dev);
     e.target_im = information_maximisation(te.logits);
+    e.target_snd = soft_neighborhood_density(te.logits);
     if (target_test) {
       auto tt = run_eval(*model, tap, target_test, meta, cfg.workers, dev);
       e.target_acc = (tt.logits.argmax(1) == tt.labels).to(at::kDouble).mean().item<double>();
     }
     e.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     res.history.push_back(e);
-    double crit = cfg.select == "im" ? e.target_im : cfg.select == "source-val" ? e.source_val_acc : e.epoch;
-    if (crit > best_crit) {
+    double crit = cfg.select == "im"           ? e.target_im
+                  : cfg.select == "snd"        ? e.target_snd
+                  : cfg.select == "source-val" ? e.source_val_acc
+                                               : static_cast<double>(e.epoch);
+    if (crit > best_crit) {  // for adabn: the weights with the target's statistics
       best_crit = crit;
       best_w = snapshot(*model);
       res.selected_epoch = e.epoch;
+      res.selected_score = crit;
     }
+    if (adabn) restore(*model, source_stats);  // training goes on with the source statistics
     nlohmann::json line = {{"epoch", e.epoch},       {"loss_cls", e.loss_cls},   {"loss_adapt", e.loss_adapt},
                            {"lambda", e.lambda},     {"lr", e.lr},               {"source_val_acc", e.source_val_acc},
-                           {"target_im", e.target_im}, {"seconds", e.seconds},
+                           {"target_im", e.target_im}, {"target_snd", e.target_snd}, {"seconds", e.seconds},
                            {"train_seconds", train_seconds}, {"steps", epoch_steps}};
     if (e.domain_acc >= 0) line["domain_acc"] = e.domain_acc;
     if (e.target_acc >= 0) line["oracle_target_acc"] = e.target_acc;
+    if (e.target_acc_source_bn >= 0) line["oracle_target_acc_source_bn"] = e.target_acc_source_bn;
     metrics << line.dump() << "\n";
     metrics.flush();
     if (!cfg.quiet) {
@@ -303,13 +388,14 @@ AdaptResult run_adapt(models::BackbonePtr model, const io::ModelMeta& meta, cons
          << e.loss_cls << " adapt " << e.loss_adapt << std::setprecision(3) << " lambda " << e.lambda;
       if (e.domain_acc >= 0) os << " domain-acc " << std::setprecision(1) << 100 * e.domain_acc << "%";
       os << std::setprecision(2) << " source-val " << 100 * e.source_val_acc << "% IM " << std::setprecision(3)
-         << e.target_im;
+         << e.target_im << " SND " << e.target_snd;
       if (e.target_acc >= 0) os << " (oracle target " << std::setprecision(2) << 100 * e.target_acc << "%)";
       os << " " << std::setprecision(1) << e.seconds << "s";
       std::cerr << os.str() << std::endl;
     }
   }
   auto after_s = run_eval(*model, tap, src_val, meta, cfg.workers, dev);
+  if (adabn) reestimate_batchnorm(*model, tgt, pipe_t, cfg.seed + 7 + static_cast<uint64_t>(cfg.epochs), cfg.workers, dev);
   auto after_t = run_eval(*model, tap, tgt_eval, meta, cfg.workers, dev);
   res.pad_after = proxy_a_distance(after_s.features.narrow(0, 0, ne), after_t.features.narrow(0, 0, ne), cfg.seed);
   analysis::Panel pb, pa;
@@ -329,7 +415,7 @@ AdaptResult run_adapt(models::BackbonePtr model, const io::ModelMeta& meta, cons
   res.model_path = cfg.out_dir + "/model.ckpt";
   io::save_checkpoint(res.model_path, *model, meta, nullptr, nullptr);
   nlohmann::json r = {{"config", cfg.to_json()}, {"tap", tap_name}, {"selected_epoch", res.selected_epoch},
-                      {"selected_by", cfg.select}, {"pad_before", res.pad_before}, {"pad_after", res.pad_after},
+                      {"selected_by", cfg.select}, {"selected_score", res.selected_score}, {"pad_before", res.pad_before}, {"pad_after", res.pad_after},
                       {"model", res.model_path}};
   if (res.selected_target_acc >= 0) {
     r["oracle"] = {{"note", "target test labels, never used for any choice"},

@@ -173,6 +173,45 @@ class Rotate : public Transform {
   double d_;
 };
 
+/// Random zoom about the centre by a factor in [1-a, 1+a] (zooming out pads with zeros).
+class Scale : public Transform {
+ public:
+  explicit Scale(double a) : a_(a) { GRAFT_CHECK(a >= 0 && a < 1, "scale must be in [0, 1), got ", a); }
+  bool random() const override { return true; }
+  at::Tensor apply(const at::Tensor& x, std::mt19937_64& rng) const override {
+    double z = std::uniform_real_distribution<double>(1 - a_, 1 + a_)(rng);
+    auto theta = at::tensor({1.0 / z, 0.0, 0.0, 0.0, 1.0 / z, 0.0}, x.options()).view({1, 2, 3});
+    auto grid = at::affine_grid_generator(theta, {1, x.size(0), x.size(1), x.size(2)}, false);
+    return at::grid_sampler(x.unsqueeze(0), grid, 0, 0, false).squeeze(0);
+  }
+  std::string spec() const override { return str("scale=", a_); }
+
+ private:
+  double a_;
+};
+
+/// Cutout (DeVries & Taylor 2017): an S x S square centred at a random pixel (it may
+/// reach past the border) set to mid-grey 0.5.
+class Cutout : public Transform {
+ public:
+  explicit Cutout(int64_t s) : s_(s) { GRAFT_CHECK(s >= 1 && s <= 4096, "cutout size must be in [1, 4096], got ", s); }
+  bool random() const override { return true; }
+  at::Tensor apply(const at::Tensor& x, std::mt19937_64& rng) const override {
+    const int64_t h = x.size(-2), w = x.size(-1);
+    int64_t cy = std::uniform_int_distribution<int64_t>(0, h - 1)(rng);
+    int64_t cx = std::uniform_int_distribution<int64_t>(0, w - 1)(rng);
+    int64_t y0 = std::max<int64_t>(0, cy - s_ / 2), y1 = std::min<int64_t>(h, cy - s_ / 2 + s_);
+    int64_t x0 = std::max<int64_t>(0, cx - s_ / 2), x1 = std::min<int64_t>(w, cx - s_ / 2 + s_);
+    auto out = x.clone();
+    if (y1 > y0 && x1 > x0) out.narrow(-2, y0, y1 - y0).narrow(-1, x0, x1 - x0).fill_(0.5);
+    return out;
+  }
+  std::string spec() const override { return str("cutout=", s_); }
+
+ private:
+  int64_t s_;
+};
+
 }  // namespace
 
 at::Tensor convert_channels(const at::Tensor& x, int64_t channels) {
@@ -249,9 +288,16 @@ Pipeline Pipeline::parse(const std::string& spec) {
     } else if (name == "rotate") {
       need();
       p.add(std::make_shared<Rotate>(parse_doubles(val, ',', step)[0]));
+    } else if (name == "scale") {
+      need();
+      p.add(std::make_shared<Scale>(parse_doubles(val, ',', step)[0]));
+    } else if (name == "cutout") {
+      need();
+      p.add(std::make_shared<Cutout>(parse_size(val, step).first));
     } else {
       GRAFT_FAIL("unknown transform '", name, "' in '", spec,
-                 "'; known: resize, center-crop, random-crop, hflip, rgb, gray, normalize, jitter, rotate");
+                 "'; known: resize, center-crop, random-crop, hflip, rgb, gray, normalize, jitter, rotate, scale, "
+                 "cutout");
     }
   }
   return p;

@@ -102,18 +102,26 @@ nn::Sequential conv_relu(int64_t in, int64_t out, int64_t k, int64_t pad = 0) {
   return nn::Sequential(nn::Conv2d(nn::Conv2dOptions(in, out, k).padding(pad)), nn::ReLU());
 }
 nn::Sequential linear_relu(int64_t in, int64_t out) { return nn::Sequential(nn::Linear(in, out), nn::ReLU()); }
+nn::Sequential conv_bn_relu(int64_t in, int64_t out, int64_t k) {
+  return nn::Sequential(nn::Conv2d(nn::Conv2dOptions(in, out, k).bias(false)), nn::BatchNorm2d(out), nn::ReLU());
+}
+nn::Sequential linear_bn_relu(int64_t in, int64_t out) {
+  return nn::Sequential(nn::Linear(nn::LinearOptions(in, out).bias(false)), nn::BatchNorm1d(out), nn::ReLU());
+}
 
-BackbonePtr dann_mnist(const std::vector<int64_t>& s, int64_t k) {
-  require_image("dann_mnist", s, 20);
-  auto b = std::make_shared<NativeBackbone>("dann_mnist");
-  b->add("conv1", conv_relu(s[0], 32, 5), "Conv2d(5x5,32)+ReLU");
+/// The DANN paper's MNIST network; with_bn puts BatchNorm after every hidden conv/linear layer.
+BackbonePtr dann_mnist(const std::string& arch, bool with_bn, const std::vector<int64_t>& s, int64_t k) {
+  require_image(arch, s, 20);
+  auto b = std::make_shared<NativeBackbone>(arch);
+  const std::string bn = with_bn ? "+BN" : "";
+  b->add("conv1", with_bn ? conv_bn_relu(s[0], 32, 5) : conv_relu(s[0], 32, 5), "Conv2d(5x5,32)" + bn + "+ReLU");
   b->add("pool1", nn::MaxPool2d(2), "MaxPool2d(2)");
-  b->add("conv2", conv_relu(32, 48, 5), "Conv2d(5x5,48)+ReLU");
+  b->add("conv2", with_bn ? conv_bn_relu(32, 48, 5) : conv_relu(32, 48, 5), "Conv2d(5x5,48)" + bn + "+ReLU");
   b->add("pool2", nn::MaxPool2d(2), "MaxPool2d(2)");
   b->add("flatten", nn::Flatten(), "Flatten");
   int64_t f = flat_size(b, s);
-  b->add("fc1", linear_relu(f, 100), "Linear(100)+ReLU");
-  b->add("fc2", linear_relu(100, 100), "Linear(100)+ReLU");
+  b->add("fc1", with_bn ? linear_bn_relu(f, 100) : linear_relu(f, 100), "Linear(100)" + bn + "+ReLU");
+  b->add("fc2", with_bn ? linear_bn_relu(100, 100) : linear_relu(100, 100), "Linear(100)" + bn + "+ReLU");
   b->add("fc3", nn::Linear(100, k), str("Linear(", k, ")"));
   return b;
 }
@@ -157,7 +165,7 @@ BackbonePtr resnet(const std::string& arch, int64_t blocks, const std::vector<in
   return b;
 }
 
-BackbonePtr mlp(const std::string& arch, const std::vector<int64_t>& s, int64_t k) {
+BackbonePtr mlp(const std::string& arch, bool with_bn, const std::vector<int64_t>& s, int64_t k) {
   std::vector<int64_t> hidden{100, 100};
   auto colon = arch.find(':');
   if (colon != std::string::npos) {
@@ -176,7 +184,8 @@ BackbonePtr mlp(const std::string& arch, const std::vector<int64_t>& s, int64_t 
   for (auto d : s) in *= d;
   if (s.size() > 1) b->add("flatten", nn::Flatten(), "Flatten");
   for (size_t i = 0; i < hidden.size(); ++i) {
-    b->add(str("fc", i + 1), linear_relu(in, hidden[i]), str("Linear(", hidden[i], ")+ReLU"));
+    b->add(str("fc", i + 1), with_bn ? linear_bn_relu(in, hidden[i]) : linear_relu(in, hidden[i]),
+           str("Linear(", hidden[i], ")", with_bn ? "+BN" : "", "+ReLU"));
     in = hidden[i];
   }
   b->add("out", nn::Linear(in, k), str("Linear(", k, ")"));
@@ -185,23 +194,27 @@ BackbonePtr mlp(const std::string& arch, const std::vector<int64_t>& s, int64_t 
 
 }  // namespace
 
-std::vector<std::string> zoo_names() { return {"dann_mnist", "dann_svhn", "resnet8", "resnet20", "mlp"}; }
+std::vector<std::string> zoo_names() {
+  return {"dann_mnist", "dann_mnist_bn", "dann_svhn", "resnet8", "resnet20", "mlp", "mlp_bn"};
+}
 
 BackbonePtr create_model(const std::string& arch, const std::vector<int64_t>& input_shape, int64_t num_classes,
                          uint64_t seed) {
   GRAFT_CHECK(num_classes >= 2, "model '", arch, "' needs at least 2 classes, got ", num_classes);
   GRAFT_CHECK(!input_shape.empty(), "model '", arch, "': unknown input shape");
   torch::manual_seed(seed);
-  if (arch == "dann_mnist") return dann_mnist(input_shape, num_classes);
+  if (arch == "dann_mnist" || arch == "dann_mnist_bn")
+    return dann_mnist(arch, arch == "dann_mnist_bn", input_shape, num_classes);
   if (arch == "dann_svhn") return dann_svhn(input_shape, num_classes);
   if (arch == "resnet8") return resnet(arch, 1, input_shape, num_classes);
   if (arch == "resnet20") return resnet(arch, 3, input_shape, num_classes);
-  if (arch == "mlp" || arch.rfind("mlp:", 0) == 0) return mlp(arch, input_shape, num_classes);
+  if (arch == "mlp" || arch.rfind("mlp:", 0) == 0) return mlp(arch, false, input_shape, num_classes);
+  if (arch == "mlp_bn" || arch.rfind("mlp_bn:", 0) == 0) return mlp(arch, true, input_shape, num_classes);
   auto close = close_matches(arch, zoo_names());
   std::string hint;
   for (const auto& c : close) hint += (hint.empty() ? "" : ", ") + c;
   GRAFT_FAIL("unknown model '", arch, "'", hint.empty() ? "" : "; did you mean " + hint + "?",
-             " Models: dann_mnist, dann_svhn, resnet8, resnet20, mlp[:H,...], a TorchScript .pt file or a graft checkpoint");
+             " Models: dann_mnist[_bn], dann_svhn, resnet8, resnet20, mlp[_bn][:H,...], a TorchScript .pt file or a graft checkpoint");
 }
 
 }  // namespace graft::models

@@ -219,6 +219,12 @@ Trainer::Trainer(models::BackbonePtr model, io::ModelMeta meta, TrainConfig cfg)
   cfg_.validate();
 }
 
+void Trainer::set_extra_loss(ExtraLoss loss, std::string name) {
+  GRAFT_CHECK(static_cast<bool>(loss), "set_extra_loss: empty function");
+  extra_ = std::move(loss);
+  extra_name_ = std::move(name);
+}
+
 TrainResult Trainer::fit(const data::DatasetPtr& train, const data::DatasetPtr& val, const data::DatasetPtr& test) {
   GRAFT_CHECK(train && train->size() > 0, "the training set is empty");
   GRAFT_CHECK(train->num_classes() == meta_.num_classes(), "the training set has ", train->num_classes(),
@@ -432,6 +438,7 @@ TrainResult Trainer::fit(const data::DatasetPtr& train, const data::DatasetPtr& 
     const size_t P0 = frozen_prefix(start_epoch);
     std::string why_not;
     if (P0 == 0) why_not = "no frozen prefix";
+    else if (extra_) why_not = "the " + extra_name_ + " loss runs the whole model";
     else if (cfg_.unfreeze_every > 0) why_not = "gradual unfreezing changes the prefix";
     else if (cfg_.adapt_frozen_bn) why_not = "frozen BatchNorm statistics adapt";
     else if (train_pipe.random()) why_not = "the training data are augmented";
@@ -468,7 +475,7 @@ TrainResult Trainer::fit(const data::DatasetPtr& train, const data::DatasetPtr& 
       ++cache_batch;
       return cache->rows(std::vector<int64_t>(order.begin() + lo, order.begin() + hi));
     };
-    double loss_sum = 0;
+    double loss_sum = 0, extra_sum = 0;
     int64_t correct = 0, seen = 0;
     auto t0 = std::chrono::steady_clock::now();
     auto last_log = t0;
@@ -505,6 +512,17 @@ TrainResult Trainer::fit(const data::DatasetPtr& train, const data::DatasetPtr& 
                    "; training stopped and ", last_good(), ". Lower --lr (now ", cfg_.lr,
                    "), add --warmup-epochs, or check the inputs for NaN");
       }
+      if (extra_) {
+        auto ex = extra_(*model_, global_step, static_cast<double>(global_step) / total_steps);
+        if (ex.defined()) {
+          double ev = ex.item<double>();
+          GRAFT_CHECK(std::isfinite(ev), "the ", extra_name_, " loss became ", ev, " at epoch ", epoch + 1, " step ",
+                      step + 1, "; training stopped and ", last_good(), ". Lower --lr (now ", cfg_.lr,
+                      ") or the weight of the ", extra_name_, " term");
+          extra_sum += ev * static_cast<double>(bsize);
+          loss = loss + ex;
+        }
+      }
       if (!l2sp_ref.empty() || !l2sp_new.empty()) loss = loss + l2sp_penalty();
       loss.backward();
       opt->step();
@@ -521,7 +539,9 @@ TrainResult Trainer::fit(const data::DatasetPtr& train, const data::DatasetPtr& 
         double eta = (static_cast<double>(total_steps - global_step) * cfg_.batch_size) / std::max(ips, 1e-9);
         std::ostringstream os;
         os << std::fixed << "epoch " << epoch + 1 << "/" << cfg_.epochs << " step " << step << "/" << steps_per_epoch
-           << std::setprecision(4) << " loss " << loss_sum / seen << std::setprecision(2) << " acc "
+           << std::setprecision(4) << " loss " << loss_sum / seen;
+        if (extra_) os << " " << extra_name_ << " " << extra_sum / seen;
+        os << std::setprecision(2) << " acc "
            << 100.0 * correct / seen << "% lr " << std::setprecision(5) << lr << std::setprecision(0) << " " << ips
            << " img/s ETA " << fmt_duration(eta);
         std::cerr << (tty ? "\r\33[2K" : "") << os.str() << (tty ? "" : "\n") << std::flush;
@@ -536,6 +556,7 @@ TrainResult Trainer::fit(const data::DatasetPtr& train, const data::DatasetPtr& 
     rec.epoch = epoch + 1;
     rec.train_loss = loss_sum / std::max<int64_t>(seen, 1);
     rec.train_acc = static_cast<double>(correct) / std::max<int64_t>(seen, 1);
+    if (extra_) rec.extra_loss = extra_sum / std::max<int64_t>(seen, 1);
     rec.lr = cfg_.lr * lr_factor(cfg_, static_cast<double>(global_step) / total_steps, epoch + 1.0);
     rec.seconds = secs;
     rec.images_per_s = seen / std::max(secs, 1e-9);
@@ -568,6 +589,7 @@ TrainResult Trainer::fit(const data::DatasetPtr& train, const data::DatasetPtr& 
       line["val_acc"] = rec.val_acc;
     }
     if (cfg_.patience >= 0) line["best"] = improved;
+    if (extra_) line[extra_name_ + "_loss"] = rec.extra_loss;
     metrics << line.dump() << "\n";
     if (stopped) {
       metrics << nlohmann::json({{"event", "early_stop"}, {"epoch", rec.epoch}, {"best_epoch", best_epoch},

@@ -13,7 +13,8 @@
 namespace graft::adapt {
 
 struct AdaptConfig {
-  /// source-only | dann | cdan (CDAN+E) | coral | mmd (DAN's multi-kernel MMD) | self-train
+  /// source-only | adabn (source-only training, BatchNorm statistics re-estimated on the target) |
+  /// dann | cdan (CDAN+E) | coral | mmd (DAN's multi-kernel MMD) | self-train
   std::string method = "dann";
   std::string tap;                 ///< feature layer: the domain losses act on its output (default: the layer
                                    ///< before the last two layers with parameters, e.g. dann_mnist's flatten)
@@ -28,7 +29,8 @@ struct AdaptConfig {
   int64_t disc_hidden = 1024;      ///< discriminator width (dann, cdan)
   double threshold = 0.9;          ///< self-train: confidence of pseudo-labels, in (0, 1]
   double source_val = 0.1;         ///< fraction of the source held out for validation
-  std::string select = "im";       ///< checkpoint choice: im (information maximisation on the target) |
+  std::string select = "snd";      ///< checkpoint choice: snd (soft neighborhood density on the target) |
+                                   ///< im (information maximisation on the target) |
                                    ///< source-val (held-out source accuracy) | last
   int64_t eval_examples = 2000;    ///< target examples used by the unsupervised criterion per epoch
   uint64_t seed = 0;
@@ -46,12 +48,15 @@ struct AdaptEpoch {
   double loss_cls = 0, loss_adapt = 0, domain_acc = -1, lambda = 0, lr = 0, seconds = 0;
   double source_val_acc = 0;  ///< held-out source accuracy
   double target_im = 0;       ///< information maximisation score on unlabelled target (higher is better)
+  double target_snd = 0;      ///< soft neighborhood density on unlabelled target (higher is better)
+  double target_acc_source_bn = -1;  ///< adabn oracle: the same weights with the source's BatchNorm statistics
   double target_acc = -1;     ///< oracle: accuracy on the labelled target test set, never used for choices
 };
 
 struct AdaptResult {
   std::vector<AdaptEpoch> history;
   int64_t selected_epoch = 0;       ///< chosen by cfg.select, without target labels
+  double selected_score = 0;        ///< cfg.select's value at that epoch (compares runs of other hyperparameters)
   double selected_target_acc = -1;  ///< oracle accuracy of the selected model (-1 without target test labels)
   double last_target_acc = -1;
   double oracle_best_acc = -1;      ///< the best epoch by target labels: reported only as an upper reference
@@ -69,6 +74,12 @@ AdaptResult run_adapt(models::BackbonePtr model, const io::ModelMeta& meta, cons
 
 /// The default tap of a model (see AdaptConfig::tap).
 std::string default_tap(const models::Backbone& model);
+
+/// Soft neighborhood density (Saito et al. 2021): the mean entropy of each example's
+/// softmax similarity (temperature tau) to the other examples, computed on L2-normalised
+/// class probabilities. Higher means denser neighbourhoods, which tracks target accuracy
+/// without labels. Shape: (N, K), N >= 2.
+double soft_neighborhood_density(const at::Tensor& logits, double tau = 0.05);
 
 /// Information maximisation score of logits: H(mean p) - mean H(p). Shape: (N, K).
 double information_maximisation(const at::Tensor& logits);

@@ -32,6 +32,8 @@ class Transform {
 ///   normalize=M:S       (x - M) / S, M and S scalars or per channel "0.5/0.5/0.5:0.2/0.2/0.2"
 ///   jitter=B            random brightness/contrast scale in [1-B, 1+B]
 ///   rotate=D            random rotation in [-D, D] degrees
+///   scale=A             random zoom about the centre by a factor in [1-A, 1+A]
+///   cutout=S            an S x S square at a random place set to 0.5
 class Pipeline {
  public:
   Pipeline() = default;

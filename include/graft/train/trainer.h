@@ -75,7 +75,17 @@ struct EpochRecord {
   int64_t epoch = 0;
   double train_loss = 0, train_acc = 0, lr = 0, seconds = 0, images_per_s = 0;
   double val_loss = -1, val_acc = -1;  ///< -1 when there is no validation set
+  double extra_loss = -1;              ///< mean of the extra loss term (-1 when there is none)
 };
+
+/// A term added to every training step's loss by trainers that compose more than the
+/// labelled cross-entropy (e.g. the unlabelled part of semi-supervised training). It is
+/// called after the labelled forward pass with the model (in training mode), the global
+/// step (counted from the start of the run, also after a resume) and the training
+/// progress p in [0, 1], and returns a scalar with its graph, or an undefined tensor when
+/// it adds nothing at this step. Implementations must derive any data position from
+/// global_step so that a resumed run continues exactly.
+using ExtraLoss = std::function<at::Tensor(models::Backbone& model, int64_t global_step, double p)>;
 
 /// What fit() returns.
 struct TrainResult {
@@ -103,12 +113,17 @@ class Trainer {
   /// Runs (or resumes) training. Throws graft::Error on a NaN or infinite loss,
   /// keeping the last good checkpoint and naming it.
   TrainResult fit(const data::DatasetPtr& train, const data::DatasetPtr& val, const data::DatasetPtr& test);
+  /// Adds `loss` to every step's objective; `name` labels it in progress lines. Turns the
+  /// frozen-prefix cache off (the extra term runs the whole model).
+  void set_extra_loss(ExtraLoss loss, std::string name);
   const models::BackbonePtr& model() const { return model_; }
 
  private:
   models::BackbonePtr model_;
   io::ModelMeta meta_;
   TrainConfig cfg_;
+  ExtraLoss extra_;
+  std::string extra_name_;
 };
 
 }  // namespace graft::train

@@ -1,0 +1,71 @@
+#!/usr/bin/python3
+"""Tables of a `graft adapt` comparison (scripts/results/mnistm.sh): target test accuracy of
+each method, mean ± std over seeds, for the checkpoint each label-free criterion picks, the
+oracle best epoch, and the share of the source-only -> train-on-target gap each closes.
+
+usage: summarize_adapt.py OUT   (OUT/<method>/seed-*/metrics.jsonl, OUT/train-on-target/seed-*/result.json)"""
+import glob
+import json
+import os
+import statistics
+import sys
+
+METHODS = ["source-only", "adabn", "dann", "cdan", "coral", "mmd", "self-train"]
+CRITERIA = [("snd", "target_snd"), ("im", "target_im"), ("source-val", "source_val_acc"), ("last", "epoch")]
+
+
+def ms(v):
+    if not v:
+        return "n/a"
+    return f"{100 * statistics.mean(v):.2f} ± {100 * (statistics.stdev(v) if len(v) > 1 else 0):.2f}"
+
+
+def pick(lines, key):
+    """The oracle accuracy of the first epoch with the highest value of key (as graft picks)."""
+    best = max(lines, key=lambda e: (e[key], -e["epoch"]))
+    return best["oracle_target_acc"]
+
+
+def main():
+    out = sys.argv[1]
+    rows = {}
+    for m in METHODS:
+        runs = sorted(glob.glob(os.path.join(out, m, "seed-*", "metrics.jsonl")))
+        if not runs:
+            continue
+        per = {c: [] for c, _ in CRITERIA}
+        per["oracle"] = []
+        per["source-bn"] = []
+        for f in runs:
+            lines = [json.loads(l) for l in open(f) if l.strip()]
+            for c, key in CRITERIA:
+                per[c].append(pick(lines, key))
+            per["oracle"].append(max(e["oracle_target_acc"] for e in lines))
+            if "oracle_target_acc_source_bn" in lines[-1]:
+                per["source-bn"].append(pick([dict(e, oracle_target_acc=e["oracle_target_acc_source_bn"]) for e in lines],
+                                             "target_snd"))
+        rows[m] = (len(runs), per)
+    tot = [json.load(open(f))["test"]["accuracy"]
+           for f in sorted(glob.glob(os.path.join(out, "train-on-target", "seed-*", "result.json")))]
+    print("| method | seeds | selected by SND (default) | by IM | by source val | last epoch | oracle: best epoch |")
+    print("|---|---|---|---|---|---|---|")
+    for m, (n, per) in rows.items():
+        print(f"| {m} | {n} | {ms(per['snd'])} | {ms(per['im'])} | {ms(per['source-val'])} | {ms(per['last'])} "
+              f"| {ms(per['oracle'])} |")
+        if per["source-bn"]:
+            print(f"| (dann_mnist_bn, source BN statistics) | {n} | {ms(per['source-bn'])} | | | | |")
+    if tot:
+        print(f"| train on target (upper bound) | {len(tot)} | {ms(tot)} | | | | |")
+    src = rows.get("source-only")
+    if src and tot:
+        lo, hi = statistics.mean(src[1]["snd"]), statistics.mean(tot)
+        print()
+        print("Share of the gap from source-only (selected by SND) to train-on-target each method closes:")
+        for m, (n, per) in rows.items():
+            shares = ", ".join(f"{c} {100 * (statistics.mean(per[c]) - lo) / (hi - lo):.0f}%"
+                               for c in ["snd", "im", "source-val", "last", "oracle"])
+            print(f"- {m}: {shares}")
+
+
+if __name__ == "__main__":
+    main()
