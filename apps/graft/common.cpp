@@ -37,7 +37,7 @@ std::vector<int64_t> parse_shape(const std::string& s, const std::string& option
 }
 
 std::vector<int64_t> default_input_shape(const std::string& arch) {
-  if (arch == "dann_mnist" || arch == "dann_mnist_bn") return {1, 28, 28};
+  if (arch == "dann_mnist" || arch == "dann_mnist_bn" || arch == "convnet6") return {1, 28, 28};
   if (arch == "dann_svhn" || arch.rfind("resnet", 0) == 0) return {3, 32, 32};
   if (arch.rfind("mlp", 0) == 0) return {2};
   return {3, 224, 224};
@@ -45,7 +45,7 @@ std::vector<int64_t> default_input_shape(const std::string& arch) {
 
 OpenedModel open_model(const std::string& spec, std::vector<int64_t> shape, const std::vector<std::string>& classes,
                        int channels, const std::string& preprocess, uint64_t seed) {
-  GRAFT_CHECK(!spec.empty(), "--model is required: a zoo name (", "dann_mnist[_bn], dann_svhn, resnet8, resnet20, mlp[_bn]",
+  GRAFT_CHECK(!spec.empty(), "--model is required: a zoo name (", "dann_mnist[_bn], dann_svhn, convnet6, resnet8, resnet20, mlp[_bn]",
               "), a TorchScript .pt file or a graft checkpoint");
   OpenedModel o;
   // Zoo names contain neither '/' nor '.', files usually do.

@@ -57,5 +57,6 @@ void add_transfer(CLI::App& app);
 void add_adapt(CLI::App& app);
 void add_pretrain(CLI::App& app);
 void add_semisup(CLI::App& app);
+void add_study(CLI::App& app);
 
 }  // namespace graft::cli

@@ -10,7 +10,7 @@
 # Usage: scripts/results/finetune.sh [OUT]   (default runs/finetune; resumable)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-g="$here/build/graft"
+g="${GRAFT:-$here/build/graft}"
 out="${1:-$here/runs/finetune}"
 seeds="${SEEDS:-1,2,3,4,5}"
 budgets="${BUDGETS:-10,100,1000}"

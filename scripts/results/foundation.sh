@@ -6,7 +6,7 @@
 # Usage: scripts/results/foundation.sh [SEED]   (outputs in runs/)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-g="$here/build/graft"
+g="${GRAFT:-$here/build/graft}"
 seed="${1:-1}"
 out="$here/runs"
 mkdir -p "$out"

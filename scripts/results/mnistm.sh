@@ -11,7 +11,7 @@
 # Environment: SEEDS (1,2,3), EPOCHS (5), METHODS, THREADS (2).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-g="$here/build/graft"
+g="${GRAFT:-$here/build/graft}"
 out="${1:-$here/runs/mnistm}"
 seeds="${SEEDS:-1,2,3}"
 epochs="${EPOCHS:-5}"

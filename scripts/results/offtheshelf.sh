@@ -8,7 +8,7 @@
 # Usage: scripts/results/offtheshelf.sh [OUT]   (default runs/offtheshelf; resumable)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-g="$here/build/graft"
+g="${GRAFT:-$here/build/graft}"
 out="${1:-$here/runs/offtheshelf}"
 seeds="${SEEDS:-1,2,3,4,5}"
 budgets="${BUDGETS:-10,100}"

@@ -17,7 +17,7 @@
 #              SEMISUP_EPOCHS (8).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-g="$here/build/graft"
+g="${GRAFT:-$here/build/graft}"
 out="${1:-$here/runs/selfsup}"
 seeds="${SEEDS:-1,2,3}"
 budgets="${BUDGETS:-10,100}"

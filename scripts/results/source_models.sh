@@ -5,7 +5,7 @@
 # Usage: scripts/results/source_models.sh OUT   (writes OUT/source-fmnist04, OUT/source-mnist)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-g="$here/build/graft"
+g="${GRAFT:-$here/build/graft}"
 out="$1"
 train_source() {  # NAME DATA TEST
   [ -f "$out/source-$1/result.json" ] && return 0

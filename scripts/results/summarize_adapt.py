@@ -20,8 +20,13 @@ def ms(v):
     return f"{100 * statistics.mean(v):.2f} ± {100 * (statistics.stdev(v) if len(v) > 1 else 0):.2f}"
 
 
-def pick(lines, key):
-    """The oracle accuracy of the first epoch with the highest value of key (as graft picks)."""
+def pick(lines, key, tol):
+    """The oracle accuracy of the epoch graft picks by key: the first with the highest value
+    among epochs whose held-out source accuracy is within tol of the run's best (tol applies
+    to the target criteria snd and im only)."""
+    if key in ("target_snd", "target_im"):
+        floor = max(e["source_val_acc"] for e in lines) - tol - 1e-12
+        lines = [e for e in lines if e["source_val_acc"] >= floor]
     best = max(lines, key=lambda e: (e[key], -e["epoch"]))
     return best["oracle_target_acc"]
 
@@ -38,12 +43,14 @@ def main():
         per["source-bn"] = []
         for f in runs:
             lines = [json.loads(l) for l in open(f) if l.strip()]
+            res = os.path.join(os.path.dirname(f), "result.json")
+            tol = json.load(open(res))["config"].get("source_tolerance", 0.02) if os.path.exists(res) else 0.02
             for c, key in CRITERIA:
-                per[c].append(pick(lines, key))
+                per[c].append(pick(lines, key, tol))
             per["oracle"].append(max(e["oracle_target_acc"] for e in lines))
             if "oracle_target_acc_source_bn" in lines[-1]:
                 per["source-bn"].append(pick([dict(e, oracle_target_acc=e["oracle_target_acc_source_bn"]) for e in lines],
-                                             "target_snd"))
+                                             "target_snd", tol))
         rows[m] = (len(runs), per)
     tot = [json.load(open(f))["test"]["accuracy"]
            for f in sorted(glob.glob(os.path.join(out, "train-on-target", "seed-*", "result.json")))]

@@ -137,6 +137,8 @@ void AdaptConfig::validate() const {
   GRAFT_CHECK(threshold > 0 && threshold <= 1, "--threshold must be in (0, 1], got ", threshold);
   GRAFT_CHECK(source_val > 0 && source_val < 1, "--source-val must be in (0, 1), got ", source_val);
   GRAFT_CHECK(disc_hidden >= 1 && disc_hidden <= 65536, "--disc-hidden must be in [1, 65536]");
+  GRAFT_CHECK(source_tolerance >= 0 && source_tolerance <= 1, "--source-tolerance must be in [0, 1], got ",
+              source_tolerance);
   GRAFT_CHECK(eval_examples >= 10, "--eval-examples must be >= 10");
   GRAFT_CHECK(!out_dir.empty(), "--out is required");
   parse_device(device);
@@ -146,7 +148,7 @@ nlohmann::json AdaptConfig::to_json() const {
   return {{"method", method},       {"tap", tap},           {"epochs", epochs},         {"batch_size", batch_size},
           {"optimizer", optimizer}, {"lr", lr},             {"schedule", schedule},     {"weight_decay", weight_decay},
           {"trade_off", trade_off}, {"lambda_gamma", lambda_gamma}, {"disc_hidden", disc_hidden},
-          {"threshold", threshold}, {"source_val", source_val}, {"select", select}, {"seed", seed}};
+          {"threshold", threshold}, {"source_val", source_val}, {"select", select}, {"source_tolerance", source_tolerance}, {"seed", seed}};
 }
 
 std::string default_tap(const models::Backbone& m) {
@@ -258,8 +260,17 @@ AdaptResult run_adapt(models::BackbonePtr model, const io::ModelMeta& meta, cons
 
   std::ofstream metrics(cfg.out_dir + "/metrics.jsonl", std::ios::trunc);
   GRAFT_CHECK(metrics, cfg.out_dir, "/metrics.jsonl: cannot write");
-  std::map<std::string, at::Tensor> best_w;
-  double best_crit = -std::numeric_limits<double>::infinity();
+  // Checkpoint candidates: epochs within cfg.source_tolerance of the best held-out source
+  // accuracy so far, thinned to those no other candidate beats on both the criterion and
+  // the source accuracy (the only ones that can still be chosen).
+  struct Candidate {
+    int64_t epoch;
+    double crit, source_val;
+    std::map<std::string, at::Tensor> w;
+  };
+  std::vector<Candidate> cands;
+  double best_src = -std::numeric_limits<double>::infinity();
+  const double tol = (cfg.select == "snd" || cfg.select == "im") ? cfg.source_tolerance : 0.0;
   int64_t step_g = 0;
   const bool uses_target = cfg.method != "source-only" && !adabn;
   for (int64_t epoch = 0; epoch < cfg.epochs; ++epoch) {
@@ -366,11 +377,23 @@ AdaptResult run_adapt(models::BackbonePtr model, const io::ModelMeta& meta, cons
                   : cfg.select == "snd"        ? e.target_snd
                   : cfg.select == "source-val" ? e.source_val_acc
                                                : static_cast<double>(e.epoch);
-    if (crit > best_crit) {  // for adabn: the weights with the target's statistics
-      best_crit = crit;
-      best_w = snapshot(*model);
-      res.selected_epoch = e.epoch;
-      res.selected_score = crit;
+    if (cfg.select == "last" || cfg.select == "source-val") {
+      // one candidate: the latest epoch, or the first with the best source accuracy
+      if (cands.empty() || crit > cands[0].crit) cands.assign(1, {e.epoch, crit, e.source_val_acc, snapshot(*model)});
+    } else {
+      best_src = std::max(best_src, e.source_val_acc);
+      const double floor = best_src - tol - 1e-12;
+      cands.erase(std::remove_if(cands.begin(), cands.end(), [&](const Candidate& c) { return c.source_val < floor; }),
+                  cands.end());
+      const bool dominated = std::any_of(cands.begin(), cands.end(), [&](const Candidate& c) {
+        return c.crit >= crit && c.source_val >= e.source_val_acc;
+      });
+      if (e.source_val_acc >= floor && !dominated) {
+        cands.erase(std::remove_if(cands.begin(), cands.end(),
+                                   [&](const Candidate& c) { return crit > c.crit && e.source_val_acc >= c.source_val; }),
+                    cands.end());
+        cands.push_back({e.epoch, crit, e.source_val_acc, snapshot(*model)});  // adabn: with the target's statistics
+      }
     }
     if (adabn) restore(*model, source_stats);  // training goes on with the source statistics
     nlohmann::json line = {{"epoch", e.epoch},       {"loss_cls", e.loss_cls},   {"loss_adapt", e.loss_adapt},
@@ -406,12 +429,19 @@ AdaptResult run_adapt(models::BackbonePtr model, const io::ModelMeta& meta, cons
   pb.series = pca_scatter(before_s.features.narrow(0, 0, ne), before_t.features.narrow(0, 0, ne));
   pa.series = pca_scatter(after_s.features.narrow(0, 0, ne), after_t.features.narrow(0, 0, ne));
   io::write_text_atomically(cfg.out_dir + "/embedding.svg", analysis::svg_chart({pb, pa}));
+  // The choice: the highest criterion among the candidates left, the earliest on ties.
+  GRAFT_CHECK(!cands.empty(), "adapt: no epoch could be selected (internal error)");
+  const Candidate* best = &cands[0];
+  for (const auto& c : cands)
+    if (c.crit > best->crit || (c.crit == best->crit && c.epoch < best->epoch)) best = &c;
+  res.selected_epoch = best->epoch;
+  res.selected_score = best->crit;
   if (!res.history.empty() && res.history.back().target_acc >= 0) {
     res.last_target_acc = res.history.back().target_acc;
     for (const auto& e : res.history) res.oracle_best_acc = std::max(res.oracle_best_acc, e.target_acc);
     res.selected_target_acc = res.history[static_cast<size_t>(res.selected_epoch - 1)].target_acc;
   }
-  restore(*model, best_w);
+  restore(*model, best->w);
   res.model_path = cfg.out_dir + "/model.ckpt";
   io::save_checkpoint(res.model_path, *model, meta, nullptr, nullptr);
   nlohmann::json r = {{"config", cfg.to_json()}, {"tap", tap_name}, {"selected_epoch", res.selected_epoch},

@@ -220,6 +220,8 @@ DatasetPtr complement(DatasetPtr whole, const SubsetDataset& part) {
 }
 
 DatasetPtr unlabelled(DatasetPtr d) {
+  const auto& y = d->labels();
+  if (std::all_of(y.begin(), y.end(), [](int64_t v) { return v < 0; })) return d;  // already without labels
   std::vector<int64_t> idx(static_cast<size_t>(d->size()));
   std::iota(idx.begin(), idx.end(), 0);
   return std::make_shared<SubsetDataset>(d, idx, std::vector<int64_t>{}, std::vector<std::string>{}, "unlabelled",

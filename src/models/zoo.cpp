@@ -126,6 +126,27 @@ BackbonePtr dann_mnist(const std::string& arch, bool with_bn, const std::vector<
   return b;
 }
 
+/// A plain 6+1-layer network for layer-by-layer transfer studies on small images (the
+/// role of Yosinski et al.'s 8-layer network, sized for a CPU): four 3x3 convolutions
+/// (16, 16, 32, 32 channels, max-pooling after the second and fourth), two hidden linear
+/// layers (128, 64) and the output layer; every transferable layer has parameters.
+BackbonePtr convnet6(const std::vector<int64_t>& s, int64_t k) {
+  require_image("convnet6", s, 8);
+  auto b = std::make_shared<NativeBackbone>("convnet6");
+  b->add("conv1", conv_relu(s[0], 16, 3, 1), "Conv2d(3x3,16)+ReLU");
+  b->add("conv2", nn::Sequential(nn::Conv2d(nn::Conv2dOptions(16, 16, 3).padding(1)), nn::ReLU(), nn::MaxPool2d(2)),
+         "Conv2d(3x3,16)+ReLU+MaxPool2d(2)");
+  b->add("conv3", conv_relu(16, 32, 3, 1), "Conv2d(3x3,32)+ReLU");
+  b->add("conv4", nn::Sequential(nn::Conv2d(nn::Conv2dOptions(32, 32, 3).padding(1)), nn::ReLU(), nn::MaxPool2d(2)),
+         "Conv2d(3x3,32)+ReLU+MaxPool2d(2)");
+  b->add("flatten", nn::Flatten(), "Flatten");
+  int64_t f = flat_size(b, s);
+  b->add("fc5", linear_relu(f, 128), "Linear(128)+ReLU");
+  b->add("fc6", linear_relu(128, 64), "Linear(64)+ReLU");
+  b->add("out", nn::Linear(64, k), str("Linear(", k, ")"));
+  return b;
+}
+
 BackbonePtr dann_svhn(const std::vector<int64_t>& s, int64_t k) {
   require_image("dann_svhn", s, 16);
   auto b = std::make_shared<NativeBackbone>("dann_svhn");
@@ -195,7 +216,7 @@ BackbonePtr mlp(const std::string& arch, bool with_bn, const std::vector<int64_t
 }  // namespace
 
 std::vector<std::string> zoo_names() {
-  return {"dann_mnist", "dann_mnist_bn", "dann_svhn", "resnet8", "resnet20", "mlp", "mlp_bn"};
+  return {"dann_mnist", "dann_mnist_bn", "dann_svhn", "convnet6", "resnet8", "resnet20", "mlp", "mlp_bn"};
 }
 
 BackbonePtr create_model(const std::string& arch, const std::vector<int64_t>& input_shape, int64_t num_classes,
@@ -206,6 +227,7 @@ BackbonePtr create_model(const std::string& arch, const std::vector<int64_t>& in
   if (arch == "dann_mnist" || arch == "dann_mnist_bn")
     return dann_mnist(arch, arch == "dann_mnist_bn", input_shape, num_classes);
   if (arch == "dann_svhn") return dann_svhn(input_shape, num_classes);
+  if (arch == "convnet6") return convnet6(input_shape, num_classes);
   if (arch == "resnet8") return resnet(arch, 1, input_shape, num_classes);
   if (arch == "resnet20") return resnet(arch, 3, input_shape, num_classes);
   if (arch == "mlp" || arch.rfind("mlp:", 0) == 0) return mlp(arch, false, input_shape, num_classes);
@@ -214,7 +236,7 @@ BackbonePtr create_model(const std::string& arch, const std::vector<int64_t>& in
   std::string hint;
   for (const auto& c : close) hint += (hint.empty() ? "" : ", ") + c;
   GRAFT_FAIL("unknown model '", arch, "'", hint.empty() ? "" : "; did you mean " + hint + "?",
-             " Models: dann_mnist[_bn], dann_svhn, resnet8, resnet20, mlp[_bn][:H,...], a TorchScript .pt file or a graft checkpoint");
+             " Models: dann_mnist[_bn], dann_svhn, convnet6, resnet8, resnet20, mlp[_bn][:H,...], a TorchScript .pt file or a graft checkpoint");
 }
 
 }  // namespace graft::models

@@ -32,6 +32,11 @@ struct AdaptConfig {
   std::string select = "snd";      ///< checkpoint choice: snd (soft neighborhood density on the target) |
                                    ///< im (information maximisation on the target) |
                                    ///< source-val (held-out source accuracy) | last
+  /// snd/im choose only among epochs whose held-out source accuracy is within this much of
+  /// the run's best: an epoch that has not learnt (or has lost) the source task is not
+  /// trusted, however its target predictions cluster (both criteria favour degenerate,
+  /// unconfident or collapsed, predictions early in training).
+  double source_tolerance = 0.02;
   int64_t eval_examples = 2000;    ///< target examples used by the unsupervised criterion per epoch
   uint64_t seed = 0;
   int workers = 2;

@@ -19,6 +19,8 @@ std::vector<std::string> zoo_names();
 ///   dann_mnist   the MNIST network of Ganin & Lempitsky 2015: conv(32,5x5)-pool-conv(48,5x5)-pool-fc100-fc100-fcK
 ///   dann_mnist_bn  the same with BatchNorm after each hidden conv/linear layer (for AdaBN)
 ///   dann_svhn    their SVHN network: conv(64,5x5)-pool-conv(64,5x5)-pool-conv(128,5x5)-fc3072-fc2048-fcK
+///   convnet6     conv(16)-conv(16)-pool-conv(32)-conv(32)-pool-fc128-fc64-fcK, 3x3 convs: six
+///                transferable layers with parameters, for `graft study transferability`
 ///   resnet8, resnet20   CIFAR-style ResNets (He et al. 2016), widths 16/32/64, 1 or 3 blocks per stage
 ///   mlp[:H1,H2,...]     fully connected ReLU network (default hidden sizes 100,100)
 ///   mlp_bn[:H1,...]     the same with BatchNorm before each ReLU

@@ -1,0 +1,77 @@
+#include "graft/analysis/report.h"
+
+#include <sstream>
+
+#include "graft/core/check.h"
+#include "graft/io/files.h"
+
+namespace graft::analysis {
+
+std::string html_escape(const std::string& s) {
+  std::string o;
+  o.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '<': o += "&lt;"; break;
+      case '>': o += "&gt;"; break;
+      case '&': o += "&amp;"; break;
+      case '"': o += "&quot;"; break;
+      default: o += c;
+    }
+  }
+  return o;
+}
+
+HtmlReport::HtmlReport(std::string title) : title_(std::move(title)) {}
+
+void HtmlReport::heading(const std::string& text) { parts_.push_back("<h2>" + html_escape(text) + "</h2>"); }
+
+void HtmlReport::paragraph(const std::string& text) { parts_.push_back("<p>" + html_escape(text) + "</p>"); }
+
+void HtmlReport::table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows,
+                       const std::string& caption) {
+  std::ostringstream s;
+  s << "<table class=\"graft-table\">";
+  if (!caption.empty()) s << "<caption>" << html_escape(caption) << "</caption>";
+  s << "<thead><tr>";
+  for (const auto& h : header) s << "<th>" << html_escape(h) << "</th>";
+  s << "</tr></thead><tbody>";
+  for (const auto& r : rows) {
+    GRAFT_CHECK(r.size() == header.size(), "report table '", caption, "': a row has ", r.size(), " cells for ",
+                header.size(), " columns");
+    s << "<tr>";
+    for (const auto& c : r) s << "<td>" << html_escape(c) << "</td>";
+    s << "</tr>";
+  }
+  s << "</tbody></table>";
+  parts_.push_back(s.str());
+  ++tables_;
+}
+
+void HtmlReport::figure(const std::string& svg, const std::string& caption) {
+  GRAFT_CHECK(svg.find("<svg") != std::string::npos, "report figure '", caption, "' is not an SVG document");
+  auto at = svg.find("<svg");  // drop any XML prolog: inline SVG starts at its element
+  parts_.push_back("<figure class=\"graft-figure\">" + svg.substr(at) + "<figcaption>" + html_escape(caption) +
+                   "</figcaption></figure>");
+  ++figures_;
+}
+
+std::string HtmlReport::html() const {
+  std::ostringstream s;
+  s << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>" << html_escape(title_)
+    << "</title>\n<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+       "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #bbb;padding:3px 8px;text-align:right}"
+       "th{background:#eee}caption{font-weight:bold;text-align:left;padding:4px 0}"
+       "figure{margin:1em 0}figcaption{font-size:90%;color:#555}</style></head>\n<body data-figures=\"pending\" "
+       "data-tables=\"pending\">\n<h1>"
+    << html_escape(title_) << "</h1>\n";
+  for (const auto& p : parts_) s << p << "\n";
+  s << "<script>document.body.dataset.figures=document.querySelectorAll('figure svg').length;"
+       "document.body.dataset.tables=document.querySelectorAll('table tbody tr').length?"
+       "document.querySelectorAll('table').length:0;</script>\n</body></html>\n";
+  return s.str();
+}
+
+void HtmlReport::save(const std::string& path) const { io::write_text_atomically(path, html()); }
+
+}  // namespace graft::analysis
