@@ -107,7 +107,7 @@ TEST(Adapt, CliAdaptsMoonsAndRejectsBadInput) {
   EXPECT_NE(r.out.find("dann over 2 seed(s)"), std::string::npos) << r.out;
   std::ifstream js(d / "dann/seed-1/result.json");
   auto j = nlohmann::json::parse(js);
-  EXPECT_EQ(j["selected_by"], "snd");
+  EXPECT_EQ(j["selected_by"], "im");
   EXPECT_TRUE(j["oracle"].contains("selected_target_acc"));
   EXPECT_TRUE(std::filesystem::exists(d / "dann/seed-1/embedding.svg"));
   EXPECT_TRUE(std::filesystem::exists(d / "dann/seed-2/model.ckpt"));

@@ -52,8 +52,8 @@ void add_adapt(CLI::App& app) {
   sub->add_option("--source-val", o->cfg.source_val, "fraction of the source held out for validation")
       ->capture_default_str();
   sub->add_option("--select", o->cfg.select,
-                  "checkpoint (and --trade-off) choice without target labels: snd (soft neighborhood density on the "
-                  "target), im (information maximisation on the target), source-val or last")
+                  "checkpoint (and --trade-off) choice without target labels: im (information maximisation on the "
+                  "target), snd (soft neighborhood density on the target), source-val or last")
       ->capture_default_str();
   sub->add_option("--source-tolerance", o->cfg.source_tolerance,
                   "snd/im choose among epochs whose held-out source accuracy is within this of the run's best")

@@ -3,8 +3,9 @@
 # labelled target as the upper bound. The DANN paper's MNIST network on RGB input (AdaBN:
 # the same network with BatchNorm, dann_mnist_bn, whose source-BN oracle is its source-only
 # row), SGD with the paper's annealing, batch 64 per domain. Every run logs each label-free
-# criterion per epoch; the checkpoint is chosen by soft neighborhood density (graft's default
-# --select). The summary also shows what information maximisation, source validation
+# criterion per epoch; the summary shows the test accuracy of the epoch information
+# maximisation (graft's default --select) picks from those logs, and what soft neighborhood
+# density, source validation
 # accuracy and the last epoch would have chosen, and the best epoch by target test labels:
 # those labels give oracle numbers only and are never used for a choice.
 # Usage: scripts/results/mnistm.sh [OUT]   (default runs/mnistm; skips finished methods)

@@ -2,8 +2,8 @@
 # Evidence of the adaptation issue on the toy problem of Ganin et al. (JMLR 2016): two
 # moons, target rotated by 30 degrees. Source-only vs DANN, 5 seeds each, the same
 # network (MLP 64-64, the domain losses on its last hidden layer), SGD 0.05 with the
-# paper's annealing, 200 epochs, batch 32 per domain; the checkpoint is chosen by soft
-# neighborhood density on the unlabelled target (the default --select); the summary also
+# paper's annealing, 200 epochs, batch 32 per domain; the checkpoint is chosen by information
+# maximisation on the unlabelled target (the default --select); the summary also
 # shows what the other label-free criteria would have chosen. Target test labels give the
 # oracle numbers only. Then one plot with both decision boundaries over the target test points.
 # Usage: scripts/results/moons.sh [OUT]   (default runs/moons)

@@ -29,8 +29,8 @@ struct AdaptConfig {
   int64_t disc_hidden = 1024;      ///< discriminator width (dann, cdan)
   double threshold = 0.9;          ///< self-train: confidence of pseudo-labels, in (0, 1]
   double source_val = 0.1;         ///< fraction of the source held out for validation
-  std::string select = "snd";      ///< checkpoint choice: snd (soft neighborhood density on the target) |
-                                   ///< im (information maximisation on the target) |
+  std::string select = "im";       ///< checkpoint choice: im (information maximisation on the target) |
+                                   ///< snd (soft neighborhood density on the target) |
                                    ///< source-val (held-out source accuracy) | last
   /// snd/im choose only among epochs whose held-out source accuracy is within this much of
   /// the run's best: an epoch that has not learnt (or has lost) the source task is not
