@@ -41,6 +41,6 @@ for k, (method, colour) in enumerate((("source-only", "#d62728"), ("dann", "#2ca
                 x_, y_ = px(grid[j * nx + i])
                 svg.append(f'<rect x="{x_ - 1.2:.1f}" y="{y_ - 1.2:.1f}" width="2.4" height="2.4" fill="{colour}"/>')
     svg.append(f'<text x="{M + 200 * k}" y="{H + 18}" fill="{colour}">&#9632; {method} boundary</text>')
-svg.append(f'<text x="{M + 400}" y="{H + 18}" fill="#555">dots: target test points by true class</text>')
+svg.append(f'<text x="{M + 370}" y="{H + 18}" fill="#555">dots: target test points by true class</text>')
 svg.append("</svg>")
 print("\n".join(svg))

@@ -23,6 +23,23 @@ std::string esc(const std::string& s) {
   return o;
 }
 
+/// Round-number tick positions (steps of 1, 2 or 5 times a power of ten) inside [lo, hi].
+std::vector<double> ticks(double lo, double hi) {
+  const double raw = (hi - lo) / 4;
+  if (!(raw > 0) || !std::isfinite(raw)) return {lo};
+  const double mag = std::pow(10.0, std::floor(std::log10(raw)));
+  double step = mag;
+  for (double m : {1.0, 2.0, 5.0, 10.0})
+    if (m * mag >= raw) {
+      step = m * mag;
+      break;
+    }
+  std::vector<double> t;
+  for (double v = std::ceil(lo / step) * step; v <= hi + step * 1e-9; v += step)
+    t.push_back(std::abs(v) < step * 1e-9 ? 0.0 : v);
+  return t;
+}
+
 std::string num(double v) {
   std::ostringstream o;
   o << std::setprecision(4) << v;
@@ -61,13 +78,12 @@ std::string svg_chart(const std::vector<Panel>& panels, int W, int H) {
       << esc(pn.title) << "</text>\n";
     s << "<rect x=\"" << ox << "\" y=\"" << mt << "\" width=\"" << pw << "\" height=\"" << ph
       << "\" fill=\"none\" stroke=\"#888\"/>\n";
-    for (int t = 0; t <= 4; ++t) {
-      double yv = y0 + (y1 - y0) * t / 4, xv = x0 + (x1 - x0) * t / 4;
+    for (double yv : ticks(y0, y1))
       s << "<line x1=\"" << ox << "\" x2=\"" << ox + pw << "\" y1=\"" << Y(yv) << "\" y2=\"" << Y(yv)
         << "\" stroke=\"#eee\"/><text x=\"" << ox - 4 << "\" y=\"" << Y(yv) + 4 << "\" text-anchor=\"end\">" << num(yv)
         << "</text>\n";
+    for (double xv : pn.xticks.empty() ? ticks(x0, x1) : pn.xticks)
       s << "<text x=\"" << X(xv) << "\" y=\"" << mt + ph + 14 << "\" text-anchor=\"middle\">" << num(xv) << "</text>\n";
-    }
     s << "<text x=\"" << ox + pw / 2 << "\" y=\"" << H - 8 << "\" text-anchor=\"middle\">" << esc(pn.xlabel)
       << "</text>\n<text transform=\"translate(" << ox - 45 << "," << mt + ph / 2
       << ") rotate(-90)\" text-anchor=\"middle\">" << esc(pn.ylabel) << "</text>\n";
@@ -79,6 +95,7 @@ std::string svg_chart(const std::vector<Panel>& panels, int W, int H) {
       for (size_t i = 0; i < se.x.size() && i < se.y.size(); ++i) {
         if (!std::isfinite(se.x[i]) || !std::isfinite(se.y[i])) continue;
         pts << X(se.x[i]) << "," << Y(se.y[i]) << " ";
+        if (se.reference) continue;
         s << "<circle cx=\"" << X(se.x[i]) << "\" cy=\"" << Y(se.y[i]) << "\" r=\"" << (se.markers_only ? 3.5 : 2.5)
           << "\" fill=\"" << c << "\"/>\n";
         if (i < se.err.size() && std::isfinite(se.err[i]) && se.err[i] > 0)
@@ -86,7 +103,8 @@ std::string svg_chart(const std::vector<Panel>& panels, int W, int H) {
             << "\" y2=\"" << Y(se.y[i] + se.err[i]) << "\" stroke=\"" << c << "\"/>\n";
       }
       if (!se.markers_only)
-        s << "<polyline points=\"" << pts.str() << "\" fill=\"none\" stroke=\"" << c << "\" stroke-width=\"1.5\"/>\n";
+        s << "<polyline points=\"" << pts.str() << "\" fill=\"none\" stroke=\"" << c << "\" stroke-width=\"1.5\""
+          << (se.reference ? " stroke-dasharray=\"5,4\"" : "") << "/>\n";
       if (p == 0)
         s << "<text x=\"" << 10 + 150 * static_cast<double>(k) << "\" y=\"" << H + 14 << "\" fill=\"" << c << "\">&#9632; "
           << esc(se.name) << "</text>\n";

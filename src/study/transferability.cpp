@@ -225,8 +225,15 @@ std::string TransferabilityResult::figure_svg() const {
   acc.xlabel = "n (layers copied from the base network)";
   acc.ylabel = "accuracy (%)";
   auto base = cell("baseB", 0);
-  analysis::Series b{"baseB", {0.0}, {100 * base.mean}, {100 * base.std}, true};
+  analysis::Series b{"baseB", {0.0}, {100 * base.mean}, {100 * base.std}, true, false};
   acc.series.push_back(b);
+  if (!ns.empty()) {  // baseB's level across n, the reference every variant is read against
+    analysis::Series level{"baseB level", {0.0, static_cast<double>(ns.back())}, {100 * base.mean, 100 * base.mean}, {}};
+    level.reference = true;
+    acc.series.push_back(level);
+  }
+  acc.xticks.push_back(0);
+  for (auto n : ns) acc.xticks.push_back(static_cast<double>(n));
   const double offset[] = {-0.15, -0.05, 0.05, 0.15};
   for (size_t v = 0; v < kVariants.size(); ++v) {
     analysis::Series s;
@@ -251,6 +258,7 @@ std::string TransferabilityResult::figure_svg() const {
     l.y.push_back(logme_a[i]);
   }
   score.series.push_back(l);
+  for (auto n : ns) score.xticks.push_back(static_cast<double>(n));
   return analysis::svg_chart({acc, score}, 520, 340);
 }
 
@@ -506,10 +514,12 @@ std::string LayerStudyResult::figure_svg() const {
     sa.y.push_back(100 * layers[i].probe_mean);
     sa.err.push_back(100 * layers[i].probe_std);
     sb.x.push_back(static_cast<double>(i + 1));
+    a.xticks.push_back(static_cast<double>(i + 1));
     sb.y.push_back(layers[i].logme);
   }
   a.series.push_back(sa);
   b.series.push_back(sb);
+  b.xticks = a.xticks;
   return analysis::svg_chart({a, b}, 480, 320);
 }
 

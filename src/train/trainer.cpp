@@ -137,8 +137,8 @@ void write_curves(const std::vector<EpochRecord>& h, const std::string& path) {
   }
   std::vector<analysis::Series> loss{tl}, acc{ta};
   if (!vl.x.empty()) loss.push_back(vl), acc.push_back(va);
-  io::write_text_atomically(path, analysis::svg_chart({{"loss", "epoch", "cross-entropy", loss},
-                                                        {"accuracy", "epoch", "accuracy (%)", acc}}));
+  io::write_text_atomically(path, analysis::svg_chart({{"loss", "epoch", "cross-entropy", loss, {}},
+                                                        {"accuracy", "epoch", "accuracy (%)", acc, {}}}));
 }
 
 }  // namespace

@@ -11,11 +11,13 @@ struct Series {
   std::vector<double> x, y;
   std::vector<double> err;  ///< optional error bars (same length as y)
   bool markers_only = false;
+  bool reference = false;  ///< a dashed line without markers (a level to read the others against)
 };
 
 struct Panel {
   std::string title, xlabel, ylabel;
   std::vector<Series> series;
+  std::vector<double> xticks;  ///< x tick positions; empty: round numbers chosen from the data range
 };
 
 /// Panels side by side in one SVG document. Non-finite points are skipped.
