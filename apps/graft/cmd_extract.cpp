@@ -35,10 +35,7 @@ void add_extract(CLI::App& app) {
   add_common(*sub, o->common);
   sub->callback([o] {
     apply_common(o->common);
-    std::stringstream ss(o->layers);
-    std::string l;
-    while (std::getline(ss, l, ','))
-      if (!l.empty()) o->ex.layers.push_back(l);
+    for (auto& l : split_names(o->layers)) o->ex.layers.push_back(l);
     o->ex.validate();
     auto d = data::open_dataset(o->data);
     auto m = open_model(o->model, d->input_shape(), d->class_names(), o->channels, o->preprocess, 0);

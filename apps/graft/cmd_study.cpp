@@ -120,9 +120,7 @@ void add_study_layers(CLI::App& study) {
     auto m = open_model(o->model, train->input_shape(), train->class_names(), o->channels, o->preprocess, 0);
     m.model->to(parse_device(o->common.device));
     auto& layers = o->t.features.layers;
-    std::stringstream ss(o->layers);
-    for (std::string l; std::getline(ss, l, ',');)
-      if (!l.empty()) layers.push_back(l);
+    for (auto& l : split_names(o->layers)) layers.push_back(l);
     if (layers.empty()) {
       const auto& names = m.model->layer_names();
       for (size_t i = 0; i + 1 < names.size(); ++i) layers.push_back(names[i]);

@@ -22,6 +22,14 @@ void apply_common(const Common& c) {
   parse_device(c.device);
 }
 
+std::vector<std::string> split_names(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
 std::vector<int64_t> parse_shape(const std::string& s, const std::string& option) {
   std::vector<int64_t> out;
   std::stringstream ss(s);

@@ -35,6 +35,9 @@ OpenedModel open_model(const std::string& spec, std::vector<int64_t> input_shape
                        const std::vector<std::string>& class_names, int channels, const std::string& preprocess,
                        uint64_t seed);
 
+/// Splits a comma-separated list of names ("conv1,fc2"), dropping empty items.
+std::vector<std::string> split_names(const std::string& s);
+
 /// Parses "1,28,28" into {1,28,28}; throws graft::Error naming the option.
 std::vector<int64_t> parse_shape(const std::string& s, const std::string& option);
 
