@@ -34,7 +34,7 @@ void add_study_transferability(CLI::App& study) {
       ->delimiter(',');
   sub->add_option("--seeds", o->s.seeds, "one full study per seed; mean and spread over them")
       ->delimiter(',')->capture_default_str();
-  sub->add_option("--per-class", o->s.per_class, "training images per class in each half (0: all)")
+  sub->add_option("--per-class", o->s.per_class, "training images per class in each half, one draw shared by every seed (0: all)")
       ->capture_default_str();
   sub->add_option("--score-examples", o->s.score_examples, "B training images for the LogME score of each layer")
       ->capture_default_str();
