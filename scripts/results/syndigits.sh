@@ -6,17 +6,17 @@
 # default label-free selection: information maximisation within the source band), plus
 # training on the labelled target as the upper bound. To fit a shared 2-core machine the
 # source and target training sets are cut to their first LIMIT images (default 10000) and
-# runs last EPOCHS (default 4) epochs; the test sets are whole (MNIST 10000, SynDigits 9000).
+# runs last EPOCHS (default 3) epochs; the test sets are whole (MNIST 10000, SynDigits 9000).
 # Target test labels only give the reported and oracle columns, never a choice.
 # Usage: scripts/results/syndigits.sh [OUT]   (default runs/syndigits; skips finished runs)
-# Environment: SEEDS (1,2,3), EPOCHS (4), LIMIT (10000), METHODS, DIRECTIONS
+# Environment: SEEDS (1,2,3), EPOCHS (3), LIMIT (10000), METHODS, DIRECTIONS
 # (mnist-syndigits syndigits-mnist), THREADS (1).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 g="${GRAFT:-$here/build/graft}"
 out="${1:-$here/runs/syndigits}"
 seeds="${SEEDS:-1,2,3}"
-epochs="${EPOCHS:-4}"
+epochs="${EPOCHS:-3}"
 limit="${LIMIT:-10000}"
 threads="${THREADS:-1}"
 mkdir -p "$out"

@@ -67,7 +67,25 @@ cv::Mat render_glyph(FT_Face face, char ch, int px, double embolden_px) {
   return m;
 }
 
+// Faces that name their glyphs must call the digits' glyphs zero, one, ... (a dingbat face
+// such as URW's D050000L maps '4' to a check mark named a20).
+bool digit_glyphs_named_as_digits(FT_Face face) {
+  if (!FT_HAS_GLYPH_NAMES(face)) return true;
+  static const char* kNames[] = {"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"};
+  for (int d = 0; d < 10; ++d) {
+    char name[64] = {0};
+    const FT_UInt gi = FT_Get_Char_Index(face, static_cast<FT_ULong>('0' + d));
+    if (FT_Get_Glyph_Name(face, gi, name, sizeof(name)) != 0) return true;  // names unreadable: judge by drawing
+    if (std::string(name).rfind(kNames[d], 0) != 0 && std::string(name).rfind("uni003", 0) != 0) return false;
+  }
+  return true;
+}
+
+// Keycap faces draw a frame around every character: not a digit style.
+bool is_keycap_face(const std::string& family) { return family.find("Keyboard") != std::string::npos; }
+
 bool draws_ten_distinct_digits(FT_Face face) {
+  if (!digit_glyphs_named_as_digits(face)) return false;
   std::vector<cv::Mat> g;
   for (char c = '0'; c <= '9'; ++c) {
     auto m = render_glyph(face, c, 48, 0);
@@ -78,6 +96,11 @@ bool draws_ten_distinct_digits(FT_Face face) {
   }
   return true;
 }
+
+// Families named alike are variants of one design (Go and Go Mono, Nimbus Sans and Nimbus
+// Sans Narrow, Quicksand and Quicksand Light): the split keeps them on one side, by the
+// family name's first word.
+std::string family_group(const std::string& family) { return family.substr(0, family.find(' ')); }
 
 uint64_t fnv1a(const std::string& s) {
   uint64_t h = 1469598103934665603ull;
@@ -251,7 +274,7 @@ std::vector<FontFace> find_digit_fonts(const std::vector<std::string>& dirs) {
     if (probe) FT_Done_Face(probe);
     for (int64_t i = 0; i < count; ++i) {
       auto f = i == 0 ? std::move(first) : open_face(ft.lib, file, i);
-      if (!f || !f->family_name || !draws_ten_distinct_digits(f.get())) continue;
+      if (!f || !f->family_name || is_keycap_face(f->family_name) || !draws_ten_distinct_digits(f.get())) continue;
       FontFace face{file, i, f->family_name, f->style_name ? f->style_name : ""};
       auto key = std::make_pair(face.family, face.style);
       auto it = best.find(key);
@@ -268,7 +291,7 @@ std::pair<std::vector<FontFace>, std::vector<FontFace>> split_fonts_by_family(co
   GRAFT_CHECK(test_share > 0 && test_share < 1, "syndigits: the test share of font families must be in (0, 1), got ",
               test_share);
   std::set<std::string> fam_set;
-  for (const auto& f : faces) fam_set.insert(f.family);
+  for (const auto& f : faces) fam_set.insert(family_group(f.family));
   std::vector<std::string> fams(fam_set.begin(), fam_set.end());
   GRAFT_CHECK(fams.size() >= 2, "syndigits: need fonts of at least two families (one for train, one for test), found ",
               fams.size(), "; install Debian's font packages (scripts/setup.sh lists them) or pass --fonts DIR");
@@ -278,7 +301,7 @@ std::pair<std::vector<FontFace>, std::vector<FontFace>> split_fonts_by_family(co
   const int64_t n_test = std::clamp<int64_t>(std::llround(test_share * static_cast<double>(n)), 1, n - 1);
   std::set<std::string> test_fams(fams.begin(), fams.begin() + n_test);
   std::pair<std::vector<FontFace>, std::vector<FontFace>> out;
-  for (const auto& f : faces) (test_fams.count(f.family) ? out.second : out.first).push_back(f);
+  for (const auto& f : faces) (test_fams.count(family_group(f.family)) ? out.second : out.first).push_back(f);
   return out;
 }
 

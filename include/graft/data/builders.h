@@ -61,15 +61,20 @@ struct FontFace {
 };
 
 /// Faces under `dirs` (files ending .ttf .otf .ttc .t1 .pfb) that draw all ten digits as ten
-/// distinct non-empty glyphs, one per (family, style) (OpenType preferred over Type 1),
-/// sorted by family then style. Symbol and dingbat faces fail the digit test and are left out.
+/// distinct non-empty glyphs whose names (where the face names glyphs) are zero..nine, one
+/// per (family, style) (OpenType preferred over Type 1), sorted by family then style.
+/// Dingbat faces (digits mapped to symbols) and keycap faces (a frame round each glyph) are
+/// left out.
 std::vector<FontFace> find_digit_fonts(const std::vector<std::string>& dirs);
 
-/// Splits faces by family: a family's faces are all in train or all in test. Families are
-/// ordered by a fixed hash of their name (independent of the seed and of which other fonts
-/// are installed) and the first round(test_share * families) go to test (at least one each).
+/// Splits faces by family group (the family name's first word, so that Go and Go Mono, or
+/// Nimbus Sans and Nimbus Sans Narrow, stay together): a group's faces are all in train or
+/// all in test. Groups are ordered by a fixed hash of their name (independent of the seed
+/// and of which other fonts are installed) and the first round(test_share * groups) go to
+/// test (at least one group each side). Metric clones under other names (Arimo, Liberation
+/// Sans, Nimbus Sans) are different groups.
 /// Throws graft::Error for fewer than two families.
-/// Ensures: the two lists share no family and together hold every face.
+/// Ensures: the two lists share no family group and together hold every face.
 std::pair<std::vector<FontFace>, std::vector<FontFace>> split_fonts_by_family(const std::vector<FontFace>& faces,
                                                                               double test_share);
 
