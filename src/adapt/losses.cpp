@@ -87,10 +87,18 @@ at::Tensor coral_loss(const at::Tensor& f_source, const at::Tensor& f_target) {
 at::Tensor mmd_loss(const at::Tensor& f_source, const at::Tensor& f_target, const std::vector<double>& mults) {
   check_pair(f_source, f_target, "MMD");
   GRAFT_CHECK(!mults.empty(), "MMD needs at least one kernel bandwidth");
+  // Centred first: distances are unchanged, and |a|^2 + |b|^2 - 2ab loses no precision to a
+  // large common offset (cdist's matrix-product path gave negative MMD for tight clouds).
   auto x = torch::cat({f_source, f_target}, 0);
-  auto d2 = torch::cdist(x, x).pow(2);
+  x = x - x.mean(0, true).detach();
+  auto sq = x.pow(2).sum(1, true);
+  auto d2 = (sq + sq.t() - 2 * torch::mm(x, x.t())).clamp_min(0);
   const int64_t n = x.size(0), ns = f_source.size(0);
-  auto base = (d2.sum() / static_cast<double>(n * n - n)).detach().clamp_min(1e-12);
+  // The bandwidth follows the features (not detached): the loss is then exactly invariant to
+  // the features' scale, so its gradient never pushes them to shrink. With a detached
+  // bandwidth every step rewards shrinking the features towards one point, which on ReLU
+  // features ends with every unit dead and one predicted class (docs/RESULTS.md, DAN).
+  auto base = (d2.sum() / static_cast<double>(n * n - n)).clamp_min(1e-12);
   auto k = torch::zeros_like(d2);
   for (double m : mults) k = k + torch::exp(-d2 / (base * m));
   auto kss = k.narrow(0, 0, ns).narrow(1, 0, ns).mean();

@@ -61,6 +61,7 @@ const std::vector<std::string>& fashion_mnist_classes() {
 
 std::vector<std::string> builtin_dataset_names() {
   return {"mnist:train|test", "fashion-mnist:train|test", "mnistm:train|test (graft data make mnistm)",
+          "syndigits:train|test (graft data make syndigits)",
           "moons:train|test (graft data make moons)", "idx:IMAGES,LABELS", "folder:DIR", "list:FILE",
           "npy:INPUTS[,LABELS]"};
 }

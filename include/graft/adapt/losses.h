@@ -48,6 +48,8 @@ at::Tensor coral_loss(const at::Tensor& f_source, const at::Tensor& f_target);
 
 /// Multi-kernel MMD^2 (biased estimate) with Gaussian kernels whose bandwidths are the
 /// mean pairwise squared distance times each of `bandwidth_mults` (DAN, Long et al. 2015).
+/// The bandwidth is differentiated through, so the loss and its gradient are invariant to
+/// the features' scale: <d loss / d f, f> = 0, no push to shrink the features to a point.
 /// Shape: (Ns, F), (Nt, F) -> scalar.
 at::Tensor mmd_loss(const at::Tensor& f_source, const at::Tensor& f_target,
                     const std::vector<double>& bandwidth_mults = {0.25, 0.5, 1.0, 2.0, 4.0});
