@@ -227,10 +227,10 @@ TEST(Cli, ReplayingATrainRunFromItsConfigGivesTheIdenticalModel) {
   std::string other = toml;
   other.replace(other.find("graft-version=\"") + 15, std::string(GRAFT_TEST_VERSION).size(), "99.0.0");
   std::ofstream(d / "v99.toml") << other;
-  expect_usage_error(cli("train --config " + (d / "v99.toml") + " --out " + (d / "x")), "another major version",
+  expect_usage_error(cli("train --config " + (d / "v99.toml") + " --out " + (d / "v99")), "another major version",
                      "train ");
   expect_usage_error(cli("train --config " + (d / "nope.toml")), "does not exist", "train ");
-  EXPECT_FALSE(std::filesystem::exists(d / "x"));
+  EXPECT_FALSE(std::filesystem::exists(d / "v99"));
 }
 
 TEST(Cli, ManPageAndBashCompletionNameEverySubcommand) {

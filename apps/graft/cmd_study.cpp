@@ -129,12 +129,13 @@ void add_study_layers(CLI::App& study) {
     const auto fits = static_cast<int64_t>(o->t.labels_per_class.size() * o->t.seeds.size() * layers.size());
     auto prog = std::make_shared<Progress>("", o->common.quiet);
     auto done = std::make_shared<int64_t>(0);
-    auto progress = [o, prog, done, fits](const std::string& s) {
+    auto progress = [o, sub, prog, done, fits](const std::string& s) {
+      record_run(*sub, o->out + "/");  // once the study has checked its options
       if (o->common.quiet) return;
       std::cerr << s << (s.rfind("budget ", 0) == 0 ? prog->suffix(++*done, fits) : "") << std::endl;
     };
-    record_run(*sub, o->out + "/");
     auto r = study::run_layer_study(m.model, m.meta, train, test, o->t, o->out, o->model, progress);
+    record_run(*sub, o->out + "/");
     std::cout << r.table_markdown() << "report: " << o->out << "/report.html\n";
   });
 }

@@ -52,7 +52,11 @@ void man_command(const CLI::App& a, const std::string& path, std::ostringstream&
       if (!o->get_default_str().empty()) s << " (default: " << roff(o->get_default_str()) << ")";
       s << "\n";
     }
-    if (!a.get_footer().empty()) s << ".PP\n.nf\n" << roff(a.get_footer()) << "\n.fi\n";
+    // Subcommands inherit the main footer (exit codes); the man page has it once, below.
+    const CLI::App* root = &a;
+    while (root->get_parent()) root = root->get_parent();
+    if (!a.get_footer().empty() && a.get_footer() != root->get_footer())
+      s << ".PP\n.nf\n" << roff(a.get_footer()) << "\n.fi\n";
   }
   for (const auto* c : subs_of(a)) man_command(*c, path.empty() ? c->get_name() : path + " " + c->get_name(), s);
 }

@@ -54,14 +54,6 @@ std::string num(double v) {
   return o.str();
 }
 
-double quantile(std::vector<double> v, double q) {
-  std::sort(v.begin(), v.end());
-  const double pos = q * static_cast<double>(v.size() - 1);
-  const auto i = static_cast<size_t>(std::floor(pos));
-  const double f = pos - static_cast<double>(i);
-  return i + 1 < v.size() ? v[i] * (1 - f) + v[i + 1] * f : v[i];
-}
-
 /// A panel's frame: data ranges and the mapping to pixels.
 struct Frame {
   double x0, x1, y0, y1, ox, oy, pw, ph;
@@ -149,16 +141,28 @@ std::pair<double, double> y_range(const Panel& pn) {
     }
   if (!std::isfinite(y0)) return {0, 1};
   if (pn.robust_y && ys.size() >= 5) {
-    const double lo = quantile(ys, 0.1), hi = quantile(ys, 0.9), spread = std::max(hi - lo, 1e-9);
-    const double fence_lo = lo - 1.5 * spread, fence_hi = hi + 1.5 * spread;
-    double r0 = std::numeric_limits<double>::infinity(), r1 = -r0;
-    for (const auto& se : pn.series)
-      for (size_t i = 0; i < se.x.size() && i < se.y.size(); ++i) {
-        if (!std::isfinite(se.y[i]) || se.y[i] < fence_lo || se.y[i] > fence_hi) continue;
-        const double e = i < se.err.size() && std::isfinite(se.err[i]) ? se.err[i] : 0;
-        r0 = std::min(r0, std::max(se.y[i] - e, fence_lo)), r1 = std::max(r1, std::min(se.y[i] + e, fence_hi));
-      }
-    if (std::isfinite(r0)) y0 = r0, y1 = r1;
+    // The widest gap between neighbouring values splits off an outlying group when that
+    // group holds at most a quarter of the points and the gap is over three times the
+    // spread of the rest: then the rest alone sets the range.
+    std::sort(ys.begin(), ys.end());
+    const size_t n = ys.size();
+    size_t cut = 0;
+    double widest = 0;
+    for (size_t i = 1; i < n; ++i)
+      if (ys[i] - ys[i - 1] > widest) widest = ys[i] - ys[i - 1], cut = i;
+    const bool low = cut <= n / 4, high = n - cut <= n / 4;
+    const double lo = low ? ys[cut] : ys.front(), hi = high ? ys[cut - 1] : ys.back();
+    if ((low || high) && widest > 3 * (hi - lo)) {
+      double r0 = std::numeric_limits<double>::infinity(), r1 = -r0;
+      for (const auto& se : pn.series)
+        for (size_t i = 0; i < se.x.size() && i < se.y.size(); ++i) {
+          if (!std::isfinite(se.x[i]) || !std::isfinite(se.y[i]) || se.y[i] < lo || se.y[i] > hi) continue;
+          const double e = i < se.err.size() && std::isfinite(se.err[i]) ? se.err[i] : 0;
+          r0 = std::min(r0, se.y[i] - e), r1 = std::max(r1, se.y[i] + e);
+        }
+      const double room = 0.25 * widest;  // error bars may reach into the gap, not across it
+      y0 = std::max(r0, lo - room), y1 = std::min(r1, hi + room);
+    }
   }
   if (y1 == y0) y0 -= 0.5, y1 += 0.5;
   return {y0, y1};

@@ -23,10 +23,11 @@ struct Panel {
   /// Text shown at the x ticks instead of their values (e.g. layer names); when given it
   /// must have the length of xticks. Long labels are drawn slanted.
   std::vector<std::string> xtick_labels{};
-  /// Robust y range: the range of the points between the 10% and 90% quantiles, widened
-  /// by 1.5 times their spread (a Tukey-style fence). Points outside it are drawn as an
-  /// open triangle at the panel's edge with their value written beside, and the panel
-  /// says how many were clipped, so one outlier does not flatten every other point.
+  /// Robust y range: when the widest gap between sorted y values splits off at most a
+  /// quarter of the points and is over three times the spread of the others, the range
+  /// covers the others only. Points outside it are drawn as an open triangle at the
+  /// panel's edge with their value written beside, and the panel says how many were
+  /// clipped, so one failed run does not flatten every other point onto one line.
   bool robust_y = false;
 };
 
