@@ -33,7 +33,7 @@ int main(int argc, char** argv) try {
   lo.folds = 3;
   graft::classify::LinearClassifier svm(lo);
   svm.fit(f_train.layers[0], f_train.labels, train->num_classes());
-  const double acc = (svm.predict(f_test.layers[0]) == f_test.labels).to(at::kDouble).mean().item<double>();
+  const double acc = svm.predict(f_test.layers[0]).eq(f_test.labels).to(at::kDouble).mean().item<double>();
   std::cout << "layer " << argv[2] << " (" << f_train.layers[0].size(1) << " features), " << train->size()
             << " labelled examples, C " << svm.C() << ": test accuracy " << 100 * acc << "%\n";
   return 0;

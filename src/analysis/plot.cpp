@@ -169,10 +169,10 @@ std::pair<double, double> y_range(const Panel& pn) {
 }
 
 std::string svg_chart(const std::vector<Panel>& panels, int W, int H) {
-  const int ml = 60, mr = 15, mt = 30;
   bool slanted = false;
   for (const auto& p : panels)
     for (const auto& l : p.xtick_labels) slanted |= l.size() > 6;
+  const int ml = 60, mr = slanted ? 50 : 15, mt = 30;  // slanted labels reach right of their tick
   const int mb = slanted ? 75 : 45;  // room for slanted layer names
   const int total_w = W * static_cast<int>(std::max<size_t>(panels.size(), 1));
   const int legend_h = 22;
@@ -191,15 +191,17 @@ std::string svg_chart(const std::vector<Panel>& panels, int W, int H) {
     for (double t : pn.xticks) x0 = std::min(x0, t), x1 = std::max(x1, t);
     if (!std::isfinite(x0)) x0 = 0, x1 = 1;
     if (x1 == x0) x0 -= 0.5, x1 += 0.5;
+    const double xpad = (x1 - x0) * 0.04;  // markers and error bars off the frame
+    x0 -= xpad, x1 += xpad;
     auto [y0, y1] = y_range(pn);
     const double pad = (y1 - y0) * 0.05;
     Frame f{x0, x1, y0 - pad, y1 + pad, static_cast<double>(p) * W + ml, static_cast<double>(mt),
             static_cast<double>(W - ml - mr), static_cast<double>(H - mt - 45)};
-    draw_axes(s, f, pn.title, pn.xlabel, pn.ylabel, pn.xticks.empty() ? ticks(x0, x1) : pn.xticks, pn.xtick_labels,
-              H + mb - 45 - 8);
+    draw_axes(s, f, pn.title, pn.xlabel, pn.ylabel, pn.xticks.empty() ? ticks(x0 + xpad, x1 - xpad) : pn.xticks,
+              pn.xtick_labels, H + mb - 45 - 8);
     const int clipped = draw_series(s, pn, f, p == 0, H + mb - 45 + 14);
-    if (clipped > 0)
-      s << "<text x=\"" << f.ox + f.pw - 4 << "\" y=\"" << f.oy + 12 << "\" text-anchor=\"end\" fill=\"#555\">"
+    if (clipped > 0)  // said on the legend line, right-aligned under the panel
+      s << "<text x=\"" << f.ox + f.pw << "\" y=\"" << H + mb - 45 + 14 << "\" text-anchor=\"end\" fill=\"#555\">"
         << clipped << (clipped == 1 ? " point" : " points")
         << " outside the range shown: open triangle at the edge, value beside</text>\n";
     s << "</g>\n";
