@@ -95,8 +95,7 @@ void add_finetune(CLI::App& app) {
     std::string frozen;
     for (const auto& f : plan.frozen) frozen += (frozen.empty() ? "" : ",") + f;
     record_run(*sub, o->cfg.out_dir + "/");
-    if (!o->common.quiet)
-      std::cerr << "graft finetune: " << o->model << " cut after " << plan.cut << " + " << o->head.kind
+    std::cerr << "graft finetune: " << o->model << " cut after " << plan.cut << " + " << o->head.kind
                 << " head for " << train_set->num_classes() << " classes on " << train_set->describe()
                 << (val_set ? ", validation " + std::to_string(val_set->size()) + " examples" : "")
                 << "; frozen: " << (frozen.empty() ? "none" : frozen) << " -> " << o->cfg.out_dir << "\n";

@@ -74,8 +74,7 @@ void add_pretrain(CLI::App& app) {
     }
     auto m = open_model(o->model, shape, task->class_names(), o->channels, o->preprocess, o->cfg.seed);
     record_run(*sub, o->cfg.out_dir + "/");
-    if (!o->cfg.quiet)
-      std::cerr << "graft pretrain: " << o->task << " task, " << task->describe() << "; " << m.meta.arch << " with "
+    std::cerr << "graft pretrain: " << o->task << " task, " << task->describe() << "; " << m.meta.arch << " with "
               << m.model->num_params() << " parameters, augment " << o->cfg.augment << " -> " << o->cfg.out_dir
               << "\n";
     train::Trainer trainer(m.model, m.meta, o->cfg);

@@ -73,8 +73,7 @@ void add_semisup(CLI::App& app) {
     GRAFT_CHECK(o->cfg.patience < 0 || val, "--patience needs a validation set: give --val or --val-split");
     auto m = open_model(o->model, lab->input_shape(), lab->class_names(), o->channels, o->preprocess, o->cfg.seed);
     record_run(*sub, o->cfg.out_dir + "/");
-    if (!o->cfg.quiet)
-      std::cerr << "graft semisup: " << o->s.method << ", " << lab->describe() << " labelled + " << unl->describe()
+    std::cerr << "graft semisup: " << o->s.method << ", " << lab->describe() << " labelled + " << unl->describe()
               << "; " << m.meta.arch << " -> " << o->cfg.out_dir << "\n";
     selfsup::SemisupStats st;
     auto r = selfsup::train_semisup(m.model, m.meta, o->cfg, o->s, lab, unl, val, test, &st);

@@ -68,8 +68,7 @@ void add_study_transferability(CLI::App& study) {
     GRAFT_CHECK(!test_spec.empty(), "--data '", o->data, "' is a dataset spec; give its test set with --test");
     auto train = data::open_dataset(train_spec);
     auto test = data::open_dataset(test_spec);
-    if (!o->common.quiet)
-      std::cerr << "graft study transferability: " << o->s.arch << " on " << train->describe() << ", halves " << a
+    std::cerr << "graft study transferability: " << o->s.arch << " on " << train->describe() << ", halves " << a
               << " / " << b << ", " << o->s.seeds.size() << " seed(s), " << o->s.train.epochs
               << " epochs per run -> " << o->out << "\n";
     // The record goes in once the study has checked its options and claimed the folder

@@ -68,8 +68,7 @@ void add_train(CLI::App& app) {
     auto m = open_model(o->model, train_set->input_shape(), train_set->class_names(), o->channels, o->preprocess,
                         o->cfg.seed);
     record_run(*sub, o->cfg.out_dir + "/");
-    if (!o->cfg.quiet)
-      std::cerr << "graft train: " << m.meta.arch << " on " << train_set->describe() << ", "
+    std::cerr << "graft train: " << m.meta.arch << " on " << train_set->describe() << ", "
               << m.model->num_params() << " parameters, " << o->cfg.optimizer << " lr " << o->cfg.lr << ", "
               << o->cfg.epochs << " epochs, batch " << o->cfg.batch_size << ", seed " << o->cfg.seed << " -> "
               << o->cfg.out_dir << "\n";

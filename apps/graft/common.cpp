@@ -16,7 +16,7 @@ void add_common(CLI::App& app, Common& c) {
       ->capture_default_str();
   // Some commands register their own --quiet (bound to their config); keep theirs.
   if (!app.get_option_no_throw("--quiet"))
-    app.add_flag("--quiet", c.quiet, "no progress or information lines on stderr (warnings and errors still show)");
+    app.add_flag("--quiet", c.quiet, "no progress lines (the one-line summary of the run, warnings and errors still show)");
 }
 
 void apply_common(const Common& c) {
