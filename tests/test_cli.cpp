@@ -105,10 +105,10 @@ TEST(Cli, PredictOnImageFilesAndMissingOnes) {
 }
 
 TEST(Cli, DemoRunsEndToEndOnASmallBudget) {
-  // The quick-start demo, shortened: 3000 MNIST digits, one epoch of training and one of
+  // The quick-start demo, shortened: 6000 MNIST digits, two epochs of training and one of
   // DANN. It makes the MNIST-M-style target in the data cache when missing.
   TempDir d;
-  auto r = cli("demo --epochs 1 --limit 3000 --adapt-epochs 1 --target-limit 2000 --labels-per-class 5 --out " +
+  auto r = cli("demo --epochs 2 --limit 6000 --adapt-epochs 1 --target-limit 2000 --labels-per-class 5 --out " +
                (d / "demo") + " --threads 2 --quiet");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_TRUE(has(r, "in domain") && has(r, "out of domain") && has(r, "domain gap") && has(r, "DANN") &&
