@@ -7,7 +7,7 @@
 # alternating, best of N. The figure is training iterations per second, end to end (data
 # loading included):
 #   graft    one epoch of `graft adapt` (54,000 source images after the 10% hold-out, i.e.
-#            843 steps); iterations/s = steps / train_seconds of the epoch's line in
+#            843 steps); iterations/s = step / seconds of the epoch's line in
 #            metrics.jsonl (the training steps from the start of the epoch, the source
 #            loader's start-up included; the per-epoch evaluation is not)
 #   pytorch  dann_loop.py --steps 843 after 5 untimed warm-up steps (which also hide its
@@ -24,10 +24,10 @@ steps="${DANN_STEPS:-843}"
 tuned="glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824"
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 max() { "$py" -c 'import sys; print(max(float(v) for v in sys.argv[1:]))' "$@"; }
-# iters_per_s METRICS: steps / train_seconds of the first epoch line
+# iters_per_s METRICS: step / seconds of the first epoch line
 iters_per_s() {
   "$py" -c 'import json,sys
-e=json.loads(open(sys.argv[1]).readline()); print("%.3f" % (e["steps"] / e["train_seconds"]))' "$1"
+e=json.loads(open(sys.argv[1]).readline()); print("%.3f" % (e["step"] / e["seconds"]))' "$1"
 }
 
 if [ ! -f "$cache/mnistm/train-images-idx4-ubyte" ]; then

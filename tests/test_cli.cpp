@@ -1,8 +1,13 @@
 // End-to-end checks of the graft binary: exit codes, one-line errors, no partial output.
 #include <gtest/gtest.h>
 
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 
+#include "graft/io/checkpoint.h"
 #include "test_util.h"
 
 using graft::test::cli;
@@ -100,16 +105,24 @@ TEST(Cli, PredictOnImageFilesAndMissingOnes) {
 }
 
 TEST(Cli, DemoRunsEndToEndOnASmallBudget) {
-  // The quick-start demo, shortened: 6000 MNIST digits, two epochs. It makes the
-  // MNIST-M-style target in the data cache when missing.
+  // The quick-start demo, shortened: 6000 MNIST digits, two epochs of training and one of
+  // DANN. It makes the MNIST-M-style target in the data cache when missing.
   TempDir d;
-  auto r = cli("demo --epochs 2 --limit 6000 --out " + (d / "demo") + " --threads 2");
+  auto r = cli("demo --epochs 2 --limit 6000 --adapt-epochs 1 --target-limit 2000 --labels-per-class 5 --out " +
+               (d / "demo") + " --threads 2 --quiet");
   ASSERT_EQ(r.code, 0) << r.out;
-  EXPECT_TRUE(has(r, "in domain") && has(r, "out of domain") && has(r, "domain gap")) << r.out;
+  EXPECT_TRUE(has(r, "in domain") && has(r, "out of domain") && has(r, "domain gap") && has(r, "DANN") &&
+              has(r, "of the gap") && has(r, "off-the-shelf"))
+      << r.out;
   std::ifstream f(d / "demo/summary.json");
   auto j = nlohmann::json::parse(f);
   EXPECT_GT(j["source_test"]["accuracy"].get<double>(), 0.85);
   EXPECT_LT(j["target_test"]["accuracy"].get<double>(), j["source_test"]["accuracy"].get<double>());
+  // DANN and the probe ran and measured something above chance on the target.
+  EXPECT_GT(j["dann"]["target_accuracy"].get<double>(), 0.2);
+  EXPECT_GE(j["dann"]["selected_epoch"].get<int64_t>(), 1);
+  EXPECT_GT(j["offtheshelf"]["accuracy"].get<double>(), 0.2);
+  EXPECT_TRUE(std::filesystem::exists(d / "demo/report.html"));
 }
 
 TEST(Cli, CorruptImagesStopTrainingOrAreSkippedWithACount) {
@@ -130,4 +143,140 @@ TEST(Cli, CorruptImagesStopTrainingOrAreSkippedWithACount) {
   auto lenient = cli("train --data folder:" + (d / "imgs") + "@skip-bad" + args);
   EXPECT_EQ(lenient.code, 0) << lenient.out;
   EXPECT_TRUE(has(lenient, "skipped 1 undecodable")) << lenient.out;
+}
+
+namespace {
+
+// A usage error: exit code 2, one "graft: error:" line, then the pointer to --help.
+void expect_usage_error(const graft::test::Run& r, const std::string& needle, const std::string& help_of) {
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_EQ(r.out.rfind("graft: error: ", 0), 0u) << r.out;
+  EXPECT_TRUE(has(r, needle)) << "expected '" << needle << "' in: " << r.out;
+  EXPECT_TRUE(has(r, "Run 'graft " + help_of + "--help' for usage.")) << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 2) << r.out;
+}
+
+}  // namespace
+
+TEST(Cli, UsageErrorsAreOneLineWithExitCode2) {
+  TempDir d;
+  auto spec = toy_spec(d);
+  expect_usage_error(cli("trian --model mlp"), "'trian' is not a graft command; did you mean 'train'?", "");
+  expect_usage_error(cli("bogus"), "'bogus' is not a graft command", "");
+  expect_usage_error(cli("study transferabilty"), "did you mean 'transferability'?", "study ");
+  expect_usage_error(cli("train --model mlp --data " + spec + " --out " + (d / "o") + " --bogus"), "--bogus",
+                     "train ");
+  expect_usage_error(cli("train --model mlp --data " + spec), "--out", "train ");  // required option missing
+  expect_usage_error(cli("train --model mlp --data " + spec + " --epochs abc --out " + (d / "o")), "--epochs",
+                     "train ");
+  expect_usage_error(cli("train --model mlp --data " + spec + " --optimizer sgdd --out " + (d / "o")),
+                     "did you mean sgd?", "train ");
+  expect_usage_error(cli(""), "subcommand", "");
+  // A run that fails (here: the data do not exist) exits 1, also one line.
+  auto fail = cli("train --model mlp --data idx:/nope/x,/nope/y --out " + (d / "o"));
+  EXPECT_EQ(fail.code, 1) << fail.out;
+  EXPECT_EQ(fail.out.rfind("graft: error: ", 0), 0u) << fail.out;
+  EXPECT_FALSE(std::filesystem::exists(d / "o"));
+  // Help and version exit 0; the help documents the exit codes.
+  auto h = cli("--help");
+  EXPECT_EQ(h.code, 0);
+  EXPECT_TRUE(has(h, "Exit status: 0 success; 1 the run failed") && has(h, "2 usage error")) << h.out;
+  EXPECT_EQ(cli("--version").code, 0);
+}
+
+TEST(Cli, CommonOptionsOnEveryVerbThatRunsAModel) {
+  for (const std::string verb : {"layers", "train", "finetune", "extract", "transfer", "adapt", "pretrain", "semisup",
+                                 "study transferability", "study layers", "eval", "predict", "data info", "demo"}) {
+    auto h = cli(verb + " --help");
+    EXPECT_EQ(h.code, 0) << verb;
+    for (auto opt : {"--threads", "--device", "--quiet"}) EXPECT_TRUE(has(h, opt)) << verb << " lacks " << opt;
+  }
+  TempDir d;
+  auto info = cli("data info " + toy_spec(d) + " --threads 1 --quiet --device cpu");
+  EXPECT_EQ(info.code, 0) << info.out;
+  EXPECT_TRUE(has(info, "classes 4")) << info.out;
+}
+
+TEST(Cli, ReplayingATrainRunFromItsConfigGivesTheIdenticalModel) {
+  TempDir d;
+  auto spec = toy_spec(d, 96);
+  auto t = cli("train --model mlp:16 --data " + spec + " --epochs 2 --lr 0.05 --batch-size 16 --seed 7 --workers 1 "
+               "--threads 1 --quiet --out " + (d / "run"));
+  ASSERT_EQ(t.code, 0) << t.out;
+  std::ifstream cf(d / "run/command.txt"), tf(d / "run/graft.toml");
+  std::string command((std::istreambuf_iterator<char>(cf)), {}), toml((std::istreambuf_iterator<char>(tf)), {});
+  EXPECT_NE(command.find("graft train --model mlp:16"), std::string::npos) << command;
+  EXPECT_NE(command.find("# graft " GRAFT_TEST_VERSION), std::string::npos) << command;
+  EXPECT_NE(toml.find("graft-verb=\"train\""), std::string::npos) << toml;
+  EXPECT_NE(toml.find("graft-version=\"" GRAFT_TEST_VERSION "\""), std::string::npos) << toml;
+  EXPECT_NE(toml.find("seed=7"), std::string::npos) << toml;
+  // The replay: every option from the file, --out from the command line (it wins).
+  auto r = cli("train --config " + (d / "run/graft.toml") + " --out " + (d / "replay"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto a = graft::io::load_checkpoint(d / "run/model.ckpt").model->named_parameters();
+  auto b = graft::io::load_checkpoint(d / "replay/model.ckpt").model->named_parameters();
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first;
+  // The replay records itself too, with the --out it was given.
+  std::ifstream rf(d / "replay/graft.toml");
+  std::string replay_toml((std::istreambuf_iterator<char>(rf)), {});
+  EXPECT_NE(replay_toml.find("replay"), std::string::npos) << replay_toml;
+  // Refused clearly: another verb's config, another major version, a missing file.
+  expect_usage_error(cli("finetune --config " + (d / "run/graft.toml")), "is a config of 'graft train'",
+                     "finetune ");
+  std::string other = toml;
+  other.replace(other.find("graft-version=\"") + 15, std::string(GRAFT_TEST_VERSION).size(), "99.0.0");
+  std::ofstream(d / "v99.toml") << other;
+  expect_usage_error(cli("train --config " + (d / "v99.toml") + " --out " + (d / "v99")), "another major version",
+                     "train ");
+  expect_usage_error(cli("train --config " + (d / "nope.toml")), "does not exist", "train ");
+  EXPECT_FALSE(std::filesystem::exists(d / "v99"));
+}
+
+TEST(Cli, ManPageAndBashCompletionNameEverySubcommand) {
+  const std::vector<std::string> verbs = {"layers", "train",  "finetune", "extract", "linear", "transfer", "adapt",
+                                          "pretrain", "semisup", "study", "eval", "predict", "data", "demo",
+                                          "transferability", "make", "info", "mnistm"};
+  auto man = cli("--generate man");
+  ASSERT_EQ(man.code, 0) << man.out;
+  EXPECT_EQ(man.out.rfind(".TH GRAFT 1", 0), 0u);
+  auto comp = cli("--generate bash-completion");
+  ASSERT_EQ(comp.code, 0) << comp.out;
+  for (const auto& v : verbs) {
+    EXPECT_TRUE(has(man, ".B " + v) || has(man, "graft " + v) || has(man, " " + v + "\"")) << "man page lacks " << v;
+    EXPECT_TRUE(has(comp, " " + v)) << "completion lacks " << v;
+  }
+  EXPECT_TRUE(has(man, "\\-\\-lr") && has(man, "EXIT STATUS")) << man.out.substr(0, 400);
+  // The build installs what it generated; check those files and that completion works.
+  const std::string share = std::string(GRAFT_TEST_BUILD) + "/share";
+  for (auto f : {"/graft.1", "/graft.bash-completion"}) EXPECT_TRUE(std::filesystem::exists(share + f)) << f;
+  auto words = graft::test::run("bash -c 'source " + share + "/graft.bash-completion; COMP_WORDS=(graft tr); "
+                                "COMP_CWORD=1; _graft; echo ${COMPREPLY[@]}; COMP_WORDS=(graft study transferability --ep); "
+                                "COMP_CWORD=3; _graft; echo ${COMPREPLY[@]}'");
+  EXPECT_EQ(words.code, 0) << words.out;
+  EXPECT_TRUE(has(words, "train") && has(words, "transfer") && has(words, "--epochs")) << words.out;
+  auto man_render = graft::test::run("command -v man >/dev/null || exit 77; man -l " + share + "/graft.1 | head -5");
+  if (man_render.code != 77) {
+    EXPECT_EQ(man_render.code, 0) << man_render.out;
+  }
+}
+
+TEST(Cli, ExtractAndTransferShowProgressWithEta) {
+  TempDir d;
+  auto spec = toy_spec(d, 96);
+  ASSERT_EQ(cli("train --model mlp:16 --data " + spec + " --epochs 1 --quiet --workers 1 --out " + (d / "m")).code, 0);
+  auto e = cli("extract --model " + (d / "m/model.ckpt") + " --layers fc1 --data " + spec + " --batch-size 16 --out " +
+               (d / "f.npy"));
+  ASSERT_EQ(e.code, 0) << e.out;
+  EXPECT_TRUE(has(e, "graft extract: 96/96 examples (100%)") && has(e, "done in")) << e.out;
+  EXPECT_TRUE(std::filesystem::exists(d / "f.npy.graft.toml") && std::filesystem::exists(d / "f.npy.command.txt"));
+  auto t = cli("transfer --model " + (d / "m/model.ckpt") + " --layers input,fc1 --train " + spec + " --test " + spec +
+               " --labels-per-class 5 --seeds 1,2 --C 1 --out " + (d / "t"));
+  ASSERT_EQ(t.code, 0) << t.out;
+  EXPECT_TRUE(has(t, "[1/4, ") && has(t, "[4/4, ") && has(t, "ETA")) << t.out;
+  EXPECT_TRUE(std::filesystem::exists(d / "t/graft.toml"));
+  auto q = cli("transfer --model " + (d / "m/model.ckpt") + " --layers fc1 --train " + spec + " --test " + spec +
+               " --labels-per-class 5 --C 1 --quiet");
+  EXPECT_EQ(q.code, 0) << q.out;
+  EXPECT_FALSE(has(q, "ETA")) << q.out;
 }

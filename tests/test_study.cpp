@@ -316,3 +316,124 @@ TEST(Study, LayerStudyProbesEveryLayerBesideLogME) {
   EXPECT_NE(unknown.out.find("unknown layer 'conv9'"), std::string::npos) << unknown.out;
   EXPECT_FALSE(std::filesystem::exists(d / "u/report.html"));
 }
+
+// Near-chance base networks make every finding inconclusive; claims cite only the n run.
+TEST(Study, FindingsAreInconclusiveWhenTheBaseNetworksAreNearChance) {
+  auto table = [](double base, const std::vector<int64_t>& ns) {
+    study::TransferabilityResult r;
+    r.classes_a = r.classes_b = 5;
+    r.ns = ns;
+    for (uint64_t seed : {1, 2}) {
+      r.runs.push_back({"baseA", 0, seed, base, ""});
+      r.runs.push_back({"baseB", 0, seed, base, ""});
+      for (auto v : {"BnB", "BnB+", "AnB", "AnB+"})
+        for (auto n : ns) r.runs.push_back({v, n, seed, base + 0.01 * static_cast<double>(n), ""});
+    }
+    return r.findings();
+  };
+  EXPECT_TRUE(study::near_chance(0.21, 5));
+  EXPECT_FALSE(study::near_chance(0.60, 5));
+  EXPECT_TRUE(study::near_chance(0.54, 2));
+  auto chance = table(0.20, {2, 4});
+  ASSERT_EQ(chance.size(), 5u);
+  for (const auto& f : chance) {
+    EXPECT_TRUE(f.inconclusive) << f.claim;
+    EXPECT_EQ(f.verdict(), "inconclusive");
+    EXPECT_NE(f.evidence.find("near chance (20.00%)"), std::string::npos) << f.evidence;
+  }
+  EXPECT_NE(chance[0].claim.find("n = 2 "), std::string::npos) << chance[0].claim;  // n = 1 was not run
+  EXPECT_EQ(chance[0].claim.find("1, 2"), std::string::npos) << chance[0].claim;
+  auto learnt = table(0.80, {1, 2, 4});
+  for (const auto& f : learnt) EXPECT_FALSE(f.inconclusive) << f.claim;
+  EXPECT_NE(learnt[0].claim.find("n = 1, 2 "), std::string::npos) << learnt[0].claim;
+}
+
+// The robust y range keeps the bulk of the points readable and marks the outlier.
+TEST(Study, ChartYRangeIsRobustToAnOutlierAndSaysSo) {
+  analysis::Panel p;
+  p.title = "acc";
+  analysis::Series s{"AnB", {1, 2, 3, 4, 5, 6}, {91.2, 90.8, 92.0, 22.0, 91.5, 90.1}, {}, true, false};
+  p.series.push_back(s);
+  auto plain = analysis::y_range(p);
+  EXPECT_LE(plain.first, 22.0);
+  p.robust_y = true;
+  auto robust = analysis::y_range(p);
+  EXPECT_GT(robust.first, 85.0) << robust.first;  // the outlier is outside
+  EXPECT_LE(robust.first, 90.1);                  // every other point is inside
+  EXPECT_GE(robust.second, 92.0);
+  p.xticks = {1, 2, 3, 4, 5, 6};
+  p.xtick_labels = {"conv1", "conv2", "conv3", "conv4", "fc5", "fc6"};
+  auto svg = analysis::svg_chart({p});
+  EXPECT_NE(svg.find("1 point outside the range shown"), std::string::npos);
+  EXPECT_NE(svg.find(">22<"), std::string::npos);  // its value is written beside its marker
+  EXPECT_NE(svg.find(">conv3<"), std::string::npos);
+  int yticks = 0;  // y tick labels are the right-aligned texts left of the axis
+  for (size_t at = svg.find("text-anchor=\"end\">"); at != std::string::npos;
+       at = svg.find("text-anchor=\"end\">", at + 1))
+    ++yticks;
+  EXPECT_GE(yticks, 3) << svg;
+  // A legitimate trend (one point lower, not far out) keeps the full range.
+  analysis::Panel trend;
+  trend.robust_y = true;
+  trend.series.push_back({"AnB", {1, 2, 3, 4, 5, 6}, {90, 90, 89, 88, 85, 70}, {}, true, false});
+  EXPECT_LE(analysis::y_range(trend).first, 70.0);
+  p.xtick_labels.pop_back();
+  EXPECT_NE(test::error_of([&] { analysis::svg_chart({p}); }).find("5 x tick labels for 6 ticks"), std::string::npos);
+}
+
+// Embedding scatter by class and by domain, tables aligned by content, rendered in
+// Chromium; the PNG is kept for a person to look at when GRAFT_FIGURES_DIR is set.
+TEST(Study, ScatterByClassAndDomainAndAlignedTablesRender) {
+  test::TempDir d;
+  torch::manual_seed(0);
+  analysis::ScatterPanel by_class, by_domain;
+  for (int i = 0; i < 200; ++i) {
+    const int64_t c = i % 4, dom = (i / 4) % 2;
+    by_class.x.push_back(3.0 * static_cast<double>(c) + torch::randn({1}).item<double>() + 0.8 * static_cast<double>(dom));
+    by_class.y.push_back(static_cast<double>(c % 2) * 4.0 + torch::randn({1}).item<double>());
+    by_class.label.push_back(c);
+    by_class.domain.push_back(dom);
+  }
+  by_class.title = "after: by class";
+  by_class.xlabel = "PC 1";
+  by_class.ylabel = "PC 2";
+  by_domain = by_class;
+  by_domain.title = "after: by domain";
+  by_domain.colour_by = "domain";
+  auto svg = analysis::svg_scatter({by_class, by_domain}, {"zero", "one", "two", "three"}, {"source", "target"});
+  EXPECT_NE(svg.find("three"), std::string::npos);
+  EXPECT_NE(svg.find("target"), std::string::npos);
+  EXPECT_NE(svg.find("<path d=\"M"), std::string::npos);  // target points are triangles
+  auto bad = by_class;
+  bad.label.pop_back();
+  EXPECT_NE(test::error_of([&] { analysis::svg_scatter({bad}, {"a"}, {"s"}); }).find("one entry per point"),
+            std::string::npos);
+  analysis::HtmlReport rep("Figures");
+  rep.figure(svg, "embedding");
+  rep.table({"layer", "accuracy (%)", "LogME"}, {{"conv1", "91.20 ± 0.50", "-0.7512"}, {"fc5", "n/a", "0.1"}},
+            "aligned");
+  auto html = rep.html();
+  EXPECT_NE(html.find("<th class=\"text\">layer</th><th class=\"num\">accuracy (%)</th>"), std::string::npos);
+  EXPECT_NE(html.find("<td class=\"text\">conv1</td><td class=\"num\">91.20 ± 0.50</td>"), std::string::npos);
+  rep.save(d / "fig.html");
+  expect_rendered(d / "fig.html", 1, 1);
+  if (const char* keep = std::getenv("GRAFT_FIGURES_DIR")) {
+    test::run("chromium --headless --no-sandbox --disable-gpu --user-data-dir=" + (d / "profile") +
+              " --screenshot=" + std::string(keep) + "/scatter.png --window-size=900,900 file://" + (d / "fig.html") +
+              " 2>/dev/null");
+    analysis::HtmlReport chart("Chart");
+    analysis::Panel p;
+    p.title = "Test accuracy on B";
+    p.ylabel = "accuracy (%)";
+    p.robust_y = true;
+    p.series.push_back({"AnB", {1, 2, 3, 4, 5, 6}, {91.2, 90.8, 92.0, 22.0, 91.5, 90.1}, {0.3, 0.4, 0.2, 1, 0.5, 0.6},
+                        true, false});
+    p.xticks = {1, 2, 3, 4, 5, 6};
+    p.xtick_labels = {"1 conv1", "2 conv2", "3 conv3", "4 conv4", "5 fc5", "6 fc6"};
+    chart.figure(analysis::svg_chart({p}, 520, 340), "robust range");
+    chart.save(d / "chart.html");
+    test::run("chromium --headless --no-sandbox --disable-gpu --user-data-dir=" + (d / "profile") +
+              " --screenshot=" + std::string(keep) + "/chart.png --window-size=700,600 file://" + (d / "chart.html") +
+              " 2>/dev/null");
+  }
+}

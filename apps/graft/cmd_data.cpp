@@ -85,11 +85,17 @@ void add_data(CLI::App& app) {
     std::cout << "wrote " << o.out_dir << " (" << name << ":train / " << name << ":test)\n";
   });
 
-  auto spec = std::make_shared<std::string>();
+  struct InfoOpts {
+    Common common;
+    std::string spec;
+  };
+  auto iop = std::make_shared<InfoOpts>();
   auto* info = data->add_subcommand("info", "Describe a dataset: size, example shape, classes and counts");
-  info->add_option("spec", *spec, "dataset spec")->required();
-  info->callback([spec] {
-    auto d = data::open_dataset(*spec);
+  info->add_option("spec", iop->spec, "dataset spec")->required();
+  add_common(*info, iop->common);  // decoding image folders runs on the loader threads
+  info->callback([iop] {
+    apply_common(iop->common);
+    auto d = data::open_dataset(iop->spec);
     std::cout << d->describe() << "\nexample shape " << at::IntArrayRef(d->input_shape()) << "\nclasses "
               << d->num_classes() << ":\n";
     auto counts = data::class_counts(*d);

@@ -33,7 +33,7 @@ void add_extract(CLI::App& app) {
   sub->add_option("--preprocess", o->preprocess, "transforms for zoo/TorchScript models (checkpoints carry their own)")
       ->capture_default_str();
   add_common(*sub, o->common);
-  sub->callback([o] {
+  sub->callback([o, sub] {
     apply_common(o->common);
     for (auto& l : split_names(o->layers)) o->ex.layers.push_back(l);
     o->ex.validate();
@@ -46,7 +46,10 @@ void add_extract(CLI::App& app) {
       if (labels.size() > 4 && labels.substr(labels.size() - 4) == ".npy") labels.resize(labels.size() - 4);
       labels += ".labels.npy";
     }
-    auto r = features::extract(*m.model, m.meta, d, o->ex, o->out, labels, o->model);
+    record_run(*sub, o->out + ".");
+    Progress prog("graft extract:", o->common.quiet);
+    auto r = features::extract(*m.model, m.meta, d, o->ex, o->out, labels, o->model,
+                               [&](int64_t done, int64_t total) { prog.update(done, total, "examples"); });
     std::cout << "wrote " << r.rows << " x " << r.dim << " features to " << o->out << ", labels to " << labels
               << ", description to " << o->out << ".json\n";
   });

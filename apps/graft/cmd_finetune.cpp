@@ -7,8 +7,7 @@
 #include "graft/core/check.h"
 #include "graft/core/runtime.h"
 #include "graft/data/registry.h"
-#include "graft/models/compose.h"
-#include "graft/train/policy.h"
+#include "graft/train/finetune.h"
 
 namespace graft::cli {
 
@@ -64,9 +63,10 @@ void add_finetune(CLI::App& app) {
       ->capture_default_str();
   add_train_config(*sub, o->cfg);
   add_common(*sub, o->common);
-  sub->callback([o, val_split_opt] {
+  sub->callback([o, sub, val_split_opt] {
     apply_common(o->common);
     o->cfg.device = o->common.device;
+    o->cfg.quiet = o->common.quiet;
     GRAFT_CHECK(o->val.empty() || val_split_opt->count() == 0, "give --val or --val-split, not both");
     GRAFT_CHECK(o->val_split >= 0 && o->val_split < 1, "--val-split must be in [0, 1), got ", o->val_split);
     auto train_set = data::open_dataset(o->data);
@@ -75,49 +75,33 @@ void add_finetune(CLI::App& app) {
     data::DatasetPtr val_set, test_set;
     if (!o->val.empty()) val_set = data::open_dataset(o->val);
     else if (o->val_split > 0) std::tie(train_set, val_set) = data::split(train_set, o->val_split, o->cfg.seed);
-    if (!val_set && o->cfg.patience >= 0) {
-      std::cerr << "graft: no validation set: early stopping is off\n";
-      o->cfg.patience = -1;
-    }
     if (!o->test.empty()) test_set = data::open_dataset(o->test);
 
     // The pretrained model, described by its own metadata (a zoo name or TorchScript
-    // file gets the target data's input shape and a placeholder class list).
+    // file gets the target data's input shape and class list).
     auto src = open_model(o->model, train_set->input_shape(), train_set->class_names(), o->channels, o->preprocess,
                           o->cfg.seed);
-    std::string cut = o->cut;
-    const auto& names = src.model->layer_names();
-    if (cut.empty()) {
-      GRAFT_CHECK(names.size() >= 2, "the model has a single layer; give --cut");
-      cut = names[names.size() - 2];
+    train::FinetuneOptions fo;
+    fo.cut = o->cut;
+    fo.head = o->head;
+    fo.policy = o->policy;
+    fo.train = o->cfg;
+    auto warn = [](const std::string& w) { std::cerr << "graft: warning: " << w << "\n"; };
+    if (!val_set && fo.train.patience >= 0) {
+      std::cerr << "graft: no validation set: early stopping is off\n";
+      fo.train.patience = -1;
     }
-    models::BackbonePtr base = src.model;
-    io::ModelMeta base_meta = src.meta;
-    if (models::as_cut(*src.model)) {
-      GRAFT_FAIL("--model '", o->model, "' is itself fine-tuned (it has a head); fine-tune the original model, or "
-                 "continue this run with --resume");
-    }
-    auto model = models::cut_and_add_head(base, cut, train_set->num_classes(), src.meta.input_shape, o->head,
-                                          o->cfg.seed);
-    io::ModelMeta meta;
-    meta.arch = "cut";
-    meta.input_shape = src.meta.input_shape;
-    meta.class_names = train_set->class_names();
-    meta.preprocess = src.meta.preprocess;
-    meta.arch_config = {{"base", base_meta.to_json()}, {"cut", models::as_cut(*model)->config()}};
-    o->cfg.pretrained_layers = static_cast<int64_t>(models::as_cut(*model)->kept_layers());
-    o->cfg.layer_lr_mult = train::resolve_lr_mults(*model, o->policy, [](const std::string& w) {
-      std::cerr << "graft: warning: " << w << "\n";
-    });
-    o->cfg.validate();
+    auto plan = train::plan_finetune(src, train_set->class_names(), fo, warn);
     std::string frozen;
-    for (size_t i = 0; i < model->num_layers(); ++i)
-      if (o->cfg.layer_lr_mult[i] == 0) frozen += (frozen.empty() ? "" : ",") + model->layer_names()[i];
-    std::cerr << "graft finetune: " << o->model << " cut after " << cut << " + " << o->head.kind << " head for "
-              << train_set->num_classes() << " classes on " << train_set->describe()
-              << (val_set ? ", validation " + std::to_string(val_set->size()) + " examples" : "") << "; frozen: " << (frozen.empty() ? "none" : frozen) << " -> " << o->cfg.out_dir << "\n";
-    train::Trainer trainer(model, meta, o->cfg);
+    for (const auto& f : plan.frozen) frozen += (frozen.empty() ? "" : ",") + f;
+    record_run(*sub, o->cfg.out_dir + "/");
+    std::cerr << "graft finetune: " << o->model << " cut after " << plan.cut << " + " << o->head.kind
+                << " head for " << train_set->num_classes() << " classes on " << train_set->describe()
+                << (val_set ? ", validation " + std::to_string(val_set->size()) + " examples" : "")
+                << "; frozen: " << (frozen.empty() ? "none" : frozen) << " -> " << o->cfg.out_dir << "\n";
+    train::Trainer trainer(plan.model, plan.meta, plan.train);
     auto r = trainer.fit(train_set, val_set, test_set);
+    const auto& meta = plan.meta;
     if (r.best_epoch > 0)
       std::cout << (r.stopped_early ? "stopped early; " : "") << "kept the weights of epoch " << r.best_epoch
                 << " (lowest validation loss)\n";

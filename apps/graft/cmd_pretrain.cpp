@@ -44,9 +44,10 @@ void add_pretrain(CLI::App& app) {
       "brightness/contrast; rotation a small translation only.\nThe result (OUT/model.ckpt) is a backbone like any "
       "other: graft layers, extract, finetune --cut and adapt take it.");
   add_common(*sub, o->common);
-  sub->callback([o] {
+  sub->callback([o, sub] {
     apply_common(o->common);
     o->cfg.device = o->common.device;
+    o->cfg.quiet = o->common.quiet;
     check_choice("task", o->task, {"rotation", "exemplar"});
     o->cfg.validate();
     GRAFT_CHECK(o->val_split >= 0 && o->val_split < 1, "--val-split must be in [0, 1), got ", o->val_split);
@@ -72,6 +73,7 @@ void add_pretrain(CLI::App& app) {
       if (o->cfg.augment.empty()) o->cfg.augment = selfsup::exemplar_augment(shape);
     }
     auto m = open_model(o->model, shape, task->class_names(), o->channels, o->preprocess, o->cfg.seed);
+    record_run(*sub, o->cfg.out_dir + "/");
     std::cerr << "graft pretrain: " << o->task << " task, " << task->describe() << "; " << m.meta.arch << " with "
               << m.model->num_params() << " parameters, augment " << o->cfg.augment << " -> " << o->cfg.out_dir
               << "\n";

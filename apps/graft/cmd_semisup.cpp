@@ -56,9 +56,10 @@ void add_semisup(CLI::App& app) {
   sub->footer("An epoch is one pass over the unlabelled set; the labelled set is repeated to give as many steps. "
               "--augment defaults to the weak augmentation.");
   add_common(*sub, o->common);
-  sub->callback([o] {
+  sub->callback([o, sub] {
     apply_common(o->common);
     o->cfg.device = o->common.device;
+    o->cfg.quiet = o->common.quiet;
     o->cfg.validate();
     o->s.validate();
     GRAFT_CHECK(o->val.empty() || o->val_split == 0, "give --val or --val-split, not both");
@@ -71,6 +72,7 @@ void add_semisup(CLI::App& app) {
     if (!o->test.empty()) test = data::open_dataset(o->test);
     GRAFT_CHECK(o->cfg.patience < 0 || val, "--patience needs a validation set: give --val or --val-split");
     auto m = open_model(o->model, lab->input_shape(), lab->class_names(), o->channels, o->preprocess, o->cfg.seed);
+    record_run(*sub, o->cfg.out_dir + "/");
     std::cerr << "graft semisup: " << o->s.method << ", " << lab->describe() << " labelled + " << unl->describe()
               << "; " << m.meta.arch << " -> " << o->cfg.out_dir << "\n";
     selfsup::SemisupStats st;

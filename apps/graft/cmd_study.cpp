@@ -16,7 +16,6 @@ void add_study_transferability(CLI::App& study) {
     Common common;
     study::TransferabilityOptions s;
     std::string data, test, split, out;
-    bool quiet = false;
   };
   auto o = std::make_shared<Opts>();
   o->s.train.epochs = 5;
@@ -51,9 +50,8 @@ void add_study_transferability(CLI::App& study) {
   sub->add_option("--workers", c.workers, "loader threads")->capture_default_str();
   sub->add_option("--out", o->out, "study folder: one subfolder per run, results.json, table.md, "
                                    "transferability.svg, report.html; rerun the same command to resume")->required();
-  sub->add_flag("--quiet", o->quiet, "no progress lines");
   add_common(*sub, o->common);
-  sub->callback([o] {
+  sub->callback([o, sub] {
     apply_common(o->common);
     o->s.train.device = o->common.device;
     const auto slash = o->split.find('/');
@@ -73,13 +71,17 @@ void add_study_transferability(CLI::App& study) {
     std::cerr << "graft study transferability: " << o->s.arch << " on " << train->describe() << ", halves " << a
               << " / " << b << ", " << o->s.seeds.size() << " seed(s), " << o->s.train.epochs
               << " epochs per run -> " << o->out << "\n";
-    auto progress = [o](const std::string& s) {
-      if (!o->quiet) std::cerr << s << std::endl;
+    // The record goes in once the study has checked its options and claimed the folder
+    // (its first progress line), so that a refused command leaves no record behind.
+    auto progress = [o, sub](const std::string& s) {
+      record_run(*sub, o->out + "/");
+      if (!o->common.quiet) std::cerr << s << std::endl;
     };
     auto r = study::run_transferability(train, test, o->s, o->out, progress);
+    record_run(*sub, o->out + "/");
     std::cout << r.table_markdown() << "\nFindings of Yosinski et al. 2014 here:\n";
     for (const auto& f : r.findings())
-      std::cout << "- " << (f.holds ? "[holds] " : "[does not hold] ") << f.claim << " (" << f.evidence << ")\n";
+      std::cout << "- [" << f.verdict() << "] " << f.claim << " (" << f.evidence << ")\n";
     std::cout << "report: " << o->out << "/report.html\n";
   });
 }
@@ -90,7 +92,6 @@ void add_study_layers(CLI::App& study) {
     features::TransferOptions t;
     std::string model, train, test, layers, out, preprocess = "normalize=0.5:0.5";
     int channels = 0;
-    bool quiet = false;
   };
   auto o = std::make_shared<Opts>();
   o->t.labels_per_class = {100};
@@ -111,9 +112,8 @@ void add_study_layers(CLI::App& study) {
   sub->add_option("--channels", o->channels, "input channels for zoo/TorchScript models (default: the data's)");
   sub->add_option("--preprocess", o->preprocess, "transforms for zoo/TorchScript models")->capture_default_str();
   sub->add_option("--out", o->out, "folder for results.json, table.md, layers.svg and report.html")->required();
-  sub->add_flag("--quiet", o->quiet, "no progress lines");
   add_common(*sub, o->common);
-  sub->callback([o] {
+  sub->callback([o, sub] {
     apply_common(o->common);
     auto train = data::open_dataset(o->train);
     auto test = data::open_dataset(o->test);
@@ -125,10 +125,16 @@ void add_study_layers(CLI::App& study) {
       const auto& names = m.model->layer_names();
       for (size_t i = 0; i + 1 < names.size(); ++i) layers.push_back(names[i]);
     }
-    auto progress = [o](const std::string& s) {
-      if (!o->quiet) std::cerr << s << std::endl;
+    const auto fits = static_cast<int64_t>(o->t.labels_per_class.size() * o->t.seeds.size() * layers.size());
+    auto prog = std::make_shared<Progress>("", o->common.quiet);
+    auto done = std::make_shared<int64_t>(0);
+    auto progress = [o, sub, prog, done, fits](const std::string& s) {
+      record_run(*sub, o->out + "/");  // once the study has checked its options
+      if (o->common.quiet) return;
+      std::cerr << s << (s.rfind("budget ", 0) == 0 ? prog->suffix(++*done, fits) : "") << std::endl;
     };
     auto r = study::run_layer_study(m.model, m.meta, train, test, o->t, o->out, o->model, progress);
+    record_run(*sub, o->out + "/");
     std::cout << r.table_markdown() << "report: " << o->out << "/report.html\n";
   });
 }

@@ -30,7 +30,6 @@ void add_train_config(CLI::App& sub, train::TrainConfig& c) {
   sub.add_option("--checkpoint-every", c.checkpoint_every, "also checkpoint every N steps (0: per epoch)")
       ->capture_default_str();
   sub.add_option("--log-every", c.log_every_s, "seconds between progress lines")->capture_default_str();
-  sub.add_flag("--quiet", c.quiet, "no progress lines");
 }
 
 void add_train(CLI::App& app) {
@@ -55,9 +54,10 @@ void add_train(CLI::App& app) {
       ->capture_default_str();
   add_train_config(*sub, o->cfg);
   add_common(*sub, o->common);
-  sub->callback([o] {
+  sub->callback([o, sub] {
     apply_common(o->common);
     o->cfg.device = o->common.device;
+    o->cfg.quiet = o->common.quiet;
     o->cfg.validate();
     GRAFT_CHECK(o->val.empty() || o->val_split == 0, "give --val or --val-split, not both");
     auto train_set = data::open_dataset(o->data);
@@ -67,6 +67,7 @@ void add_train(CLI::App& app) {
     if (!o->test.empty()) test_set = data::open_dataset(o->test);
     auto m = open_model(o->model, train_set->input_shape(), train_set->class_names(), o->channels, o->preprocess,
                         o->cfg.seed);
+    record_run(*sub, o->cfg.out_dir + "/");
     std::cerr << "graft train: " << m.meta.arch << " on " << train_set->describe() << ", "
               << m.model->num_params() << " parameters, " << o->cfg.optimizer << " lr " << o->cfg.lr << ", "
               << o->cfg.epochs << " epochs, batch " << o->cfg.batch_size << ", seed " << o->cfg.seed << " -> "

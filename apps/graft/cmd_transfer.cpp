@@ -17,7 +17,6 @@ void add_transfer(CLI::App& app) {
     features::TransferOptions t;
     std::string recipe = "offtheshelf", model, train, test, layers, out, save, preprocess = "normalize=0.5:0.5";
     int channels = 0;
-    bool quiet = false;
   };
   auto o = std::make_shared<Opts>();
   auto* sub = app.add_subcommand("transfer", "Transfer a pretrained model to a target task and compare layers");
@@ -49,9 +48,8 @@ void add_transfer(CLI::App& app) {
   sub->add_option("--out", o->out, "folder for table.md, results.json and results.csv");
   sub->add_option("--save", o->save, "save the best layer's backbone + classifier (largest budget, first seed) "
                                      "for 'graft predict'");
-  sub->add_flag("--quiet", o->quiet, "no progress lines");
   add_common(*sub, o->common);
-  sub->callback([o] {
+  sub->callback([o, sub] {
     apply_common(o->common);
     GRAFT_CHECK(o->recipe == "offtheshelf", "--recipe '", o->recipe,
                 "' is not known; use offtheshelf (fine-tuning is 'graft finetune')");
@@ -67,10 +65,15 @@ void add_transfer(CLI::App& app) {
       for (size_t i = 0; i + 1 < names.size(); ++i) layers.push_back(names[i]);
     }
     o->t.validate();
-    if (!o->out.empty()) io::ensure_dir(o->out);
+    if (!o->out.empty()) record_run(*sub, o->out + "/");
     features::OffTheShelfModel deploy;
-    auto progress = [o](const std::string& s) {
-      if (!o->quiet) std::cerr << s << std::endl;
+    // One line per fitted classifier (budget x seed x layer), each with the ETA.
+    const auto fits = static_cast<int64_t>(o->t.labels_per_class.size() * o->t.seeds.size() * layers.size());
+    auto prog = std::make_shared<Progress>("", o->common.quiet);
+    auto done = std::make_shared<int64_t>(0);
+    auto progress = [o, prog, done, fits](const std::string& s) {
+      if (o->common.quiet) return;
+      std::cerr << s << (s.rfind("budget ", 0) == 0 ? prog->suffix(++*done, fits) : "") << std::endl;
     };
     auto r = features::run_offtheshelf(m.model, m.meta, train, test, o->t, progress,
                                        o->save.empty() ? nullptr : &deploy);

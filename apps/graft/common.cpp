@@ -1,12 +1,12 @@
 #include "common.h"
 
-#include <filesystem>
+#include <cmath>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
 
 #include "graft/core/check.h"
 #include "graft/core/runtime.h"
-#include "graft/models/zoo.h"
-
-namespace fs = std::filesystem;
 
 namespace graft::cli {
 
@@ -14,12 +14,48 @@ void add_common(CLI::App& app, Common& c) {
   app.add_option("--device", c.device, "cpu, cuda or cuda:N")->capture_default_str();
   app.add_option("--threads", c.threads, "intra-op threads (0: libtorch's default, the number of cores)")
       ->capture_default_str();
+  // Some commands register their own --quiet (bound to their config); keep theirs.
+  if (!app.get_option_no_throw("--quiet"))
+    app.add_flag("--quiet", c.quiet, "no progress lines (the one-line summary of the run, warnings and errors still show)");
 }
 
 void apply_common(const Common& c) {
   warn_if_reference_blas();
   set_threads(c.threads);
   parse_device(c.device);
+}
+
+std::string format_duration(double seconds) {
+  const auto t = static_cast<int64_t>(std::llround(std::max(seconds, 0.0)));
+  std::ostringstream o;
+  if (t < 60) o << t << " s";
+  else if (t < 3600) o << t / 60 << " min " << std::setw(2) << std::setfill('0') << t % 60 << " s";
+  else o << t / 3600 << " h " << std::setw(2) << std::setfill('0') << (t % 3600) / 60 << " min";
+  return o.str();
+}
+
+Progress::Progress(std::string label, bool quiet, double every_s)
+    : label_(std::move(label)), quiet_(quiet), every_s_(every_s) {}
+
+std::string Progress::suffix(int64_t done, int64_t total) {
+  const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+  const double eta = done > 0 ? el / static_cast<double>(done) * static_cast<double>(total - done) : 0;
+  return " [" + std::to_string(done) + "/" + std::to_string(total) + ", " + format_duration(el) + " elapsed, ETA " +
+         format_duration(eta) + "]";
+}
+
+void Progress::update(int64_t done, int64_t total, const std::string& unit) {
+  if (quiet_ || total <= 0) return;
+  const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+  if (done < total && el - last_ < every_s_) return;
+  last_ = el;
+  const double rate = el > 0 ? static_cast<double>(done) / el : 0;
+  std::ostringstream o;
+  o << label_ << " " << done << "/" << total << " " << unit << " (" << 100 * done / total << "%), " << std::fixed
+    << std::setprecision(0) << rate << " " << unit << "/s, "
+    << (done < total ? "ETA " + format_duration(rate > 0 ? static_cast<double>(total - done) / rate : 0)
+                     : "done in " + format_duration(el));
+  std::cerr << o.str() << std::endl;
 }
 
 std::vector<std::string> split_names(const std::string& s) {
@@ -49,35 +85,6 @@ std::vector<int64_t> default_input_shape(const std::string& arch) {
   if (arch == "dann_svhn" || arch.rfind("resnet", 0) == 0) return {3, 32, 32};
   if (arch.rfind("mlp", 0) == 0) return {2};
   return {3, 224, 224};
-}
-
-OpenedModel open_model(const std::string& spec, std::vector<int64_t> shape, const std::vector<std::string>& classes,
-                       int channels, const std::string& preprocess, uint64_t seed) {
-  GRAFT_CHECK(!spec.empty(), "--model is required: a zoo name (", "dann_mnist[_bn], dann_svhn, convnet6, resnet8, resnet20, mlp[_bn]",
-              "), a TorchScript .pt file or a graft checkpoint");
-  OpenedModel o;
-  // Zoo names contain neither '/' nor '.', files usually do.
-  bool is_file = fs::exists(spec) || spec.find_first_of("/.") != std::string::npos;
-  if (is_file) {
-    GRAFT_CHECK(fs::exists(spec), "--model '", spec, "' does not exist; give a zoo name, a TorchScript file or a checkpoint");
-    if (io::is_checkpoint(spec)) {
-      auto ck = io::load_checkpoint(spec);
-      o.model = ck.model;
-      o.meta = ck.meta;
-      o.from_checkpoint = true;
-      return o;
-    }
-    o.model = models::load_torchscript(spec);
-    o.meta.arch = "torchscript";
-  } else {
-    o.meta.arch = spec;
-  }
-  if (channels > 0 && shape.size() == 3) shape[0] = channels;
-  o.meta.input_shape = shape;
-  o.meta.class_names = classes;
-  o.meta.preprocess = preprocess;
-  if (!o.model) o.model = models::create_model(spec, shape, static_cast<int64_t>(classes.size()), seed);
-  return o;
 }
 
 }  // namespace graft::cli

@@ -1,39 +1,54 @@
 #pragma once
-// Shared pieces of the graft subcommands: model opening, option parsing helpers.
+// Shared pieces of the graft subcommands: common options, run records and replay,
+// option parsing helpers, help generators.
 #include <CLI/CLI.hpp>
 
+#include <chrono>
 #include <string>
 #include <vector>
 
 #include "graft/data/dataset.h"
 #include "graft/io/checkpoint.h"
 #include "graft/models/backbone.h"
+#include "graft/models/open.h"
 #include "graft/train/trainer.h"
 
 namespace graft::cli {
 
-/// Options every command shares.
+/// Options every command that runs a model shares.
 struct Common {
   std::string device = "cpu";
   int threads = 0;
+  bool quiet = false;
 };
+/// Adds --device, --threads and --quiet (the last only when the command has none yet).
 void add_common(CLI::App& app, Common& c);
 /// Applies --threads, checks --device and warns once about a reference BLAS.
 void apply_common(const Common& c);
 
-/// A model opened from a CLI spec, with what is needed to feed it.
-struct OpenedModel {
-  models::BackbonePtr model;
-  io::ModelMeta meta;
-  bool from_checkpoint = false;
-};
+/// Opening --model is a library call (zoo name, TorchScript file or checkpoint).
+using models::open_model;
+using models::OpenedModel;
 
-/// Opens --model: a graft checkpoint, a TorchScript file, or a zoo name.
-/// For zoo names and TorchScript files the input shape and classes come from the
-/// data (input_shape, class_names); `channels` (0 = the data's) overrides C.
-OpenedModel open_model(const std::string& spec, std::vector<int64_t> input_shape,
-                       const std::vector<std::string>& class_names, int channels, const std::string& preprocess,
-                       uint64_t seed);
+/// "42 s", "3 min 05 s", "1 h 02 min".
+std::string format_duration(double seconds);
+
+/// Progress lines with an ETA on stderr for long loops of known length: at most one line
+/// every `every_s` seconds (and the last one), silent when quiet.
+class Progress {
+ public:
+  Progress(std::string label, bool quiet, double every_s = 5.0);
+  /// `done` of `total` units finished; `unit` names them ("examples", "fits").
+  void update(int64_t done, int64_t total, const std::string& unit);
+  /// " [k/N, ETA 1 min 05 s]" for the k-th of N units done now (no printing).
+  std::string suffix(int64_t done, int64_t total);
+
+ private:
+  std::string label_;
+  bool quiet_;
+  double every_s_, last_ = -1e9;
+  std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
+};
 
 /// Splits a comma-separated list of names ("conv1,fc2"), dropping empty items.
 std::vector<std::string> split_names(const std::string& s);
@@ -46,6 +61,49 @@ std::vector<int64_t> default_input_shape(const std::string& arch);
 
 /// Registers the options of train::TrainConfig on a subcommand (train, finetune).
 void add_train_config(CLI::App& sub, train::TrainConfig& c);
+
+// ---- Run records and replay (runrecord.cpp) ---------------------------------------
+
+/// Remembers the process's argv and working directory for run records (main calls it).
+void set_invocation(int argc, char** argv);
+/// "train", "study transferability": the subcommand path of `sub` below the main app.
+std::string verb_of(const CLI::App& sub);
+/// The verbs whose runs write a folder, record it and accept --config.
+const std::vector<std::string>& recorded_verbs();
+/// Adds --config FILE to every recorded verb under `app` (call after every add_*).
+void enable_replay(CLI::App& app);
+/// Writes the run record beside a run's outputs: PREFIX + "command.txt" (the exact argv,
+/// the working directory, graft's version) and PREFIX + "graft.toml" (the options given,
+/// replayed by `graft VERB --config FILE`). For a folder pass "DIR/" (it is created).
+/// Writes once per process; later calls do nothing.
+void record_run(const CLI::App& sub, const std::string& prefix);
+/// True once record_run wrote a record in this process.
+bool run_recorded();
+/// Expands `--config FILE` in args (argv without the program name): checks that FILE
+/// was written by the same verb and graft major version, and inserts its options after
+/// the verb, leaving out those given on the command line (they win). Throws
+/// CLI::ValidationError-like graft::UsageError for a bad file.
+void expand_config(const CLI::App& app, std::vector<std::string>& args);
+
+/// A usage error: printed as one line, exit code 2.
+class UsageError : public std::runtime_error {
+ public:
+  UsageError(const std::string& msg, std::string verb) : std::runtime_error(msg), verb_(std::move(verb)) {}
+  const std::string& verb() const { return verb_; }
+
+ private:
+  std::string verb_;
+};
+/// Throws UsageError "'X' is not a graft command; did you mean Y?" for an unknown
+/// subcommand name anywhere in the leading words of args.
+void check_subcommands(const CLI::App& app, const std::vector<std::string>& args);
+
+// ---- Help generators (helpgen.cpp) -------------------------------------------------
+
+/// A bash completion script for every subcommand and option of `app`.
+std::string bash_completion(const CLI::App& app);
+/// A man page (troff, section 1) from the help text of `app` and its subcommands.
+std::string man_page(const CLI::App& app, const std::string& date);
 
 void add_layers(CLI::App& app);
 void add_finetune(CLI::App& app);

@@ -1,18 +1,48 @@
 // graft: transfer learning and domain adaptation on libtorch. Each subcommand is a
-// thin shell over the library; main() turns every error into one line and exit 1.
+// thin shell over the library. main() owns the conventions: usage errors are one line
+// "graft: error: ..." with exit code 2, failed runs one line with exit code 1.
 #include <c10/util/Exception.h>
 
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <filesystem>
 #include <iostream>
 
 #include "common.h"
 #include "graft/core/check.h"
 #include "graft/core/runtime.h"
+#include "graft/version.h"
 
-int main(int argc, char** argv) {
-  graft::tune_allocator();
-  CLI::App app{"graft: transfer learning and domain adaptation of deep networks (libtorch)"};
-  app.require_subcommand(1);
-  app.set_version_flag("--version", "graft 0.1.0");
+namespace {
+
+constexpr int kExitRunFailed = 1;
+constexpr int kExitUsage = 2;
+
+const char* kExitCodes =
+    "Exit status: 0 success; 1 the run failed (bad data, unreadable model, diverged training, ...);\n"
+    "2 usage error (unknown command or option, missing or bad option value: the message names the option);\n"
+    "--help and --version exit 0.\n"
+    "Runs that write a folder record command.txt and graft.toml in it: 'graft VERB --config DIR/graft.toml'\n"
+    "replays the run.";
+
+int usage_error(const std::string& msg, const std::string& verb) {
+  std::cerr << "graft: error: " << msg << "\n"
+            << "Run 'graft " << (verb.empty() ? "" : verb + " ") << "--help' for usage.\n";
+  return kExitUsage;
+}
+
+/// The deepest subcommand the parser reached (for the --help pointer).
+const CLI::App* deepest(const CLI::App& app) {
+  const CLI::App* cur = &app;
+  for (;;) {
+    auto used = cur->get_subcommands();
+    if (used.empty()) return cur;
+    cur = used.front();
+  }
+}
+
+void register_commands(CLI::App& app) {
   graft::cli::add_layers(app);
   graft::cli::add_train(app);
   graft::cli::add_finetune(app);
@@ -27,20 +57,80 @@ int main(int argc, char** argv) {
   graft::cli::add_predict(app);
   graft::cli::add_data(app);
   graft::cli::add_demo(app);
+  graft::cli::enable_replay(app);
+}
+
+/// Records a run whose command did not record itself (it wrote its --out folder).
+void record_if_needed(const CLI::App& app) {
+  if (graft::cli::run_recorded()) return;
+  const auto* leaf = deepest(app);
+  const auto& verbs = graft::cli::recorded_verbs();
+  if (std::find(verbs.begin(), verbs.end(), graft::cli::verb_of(*leaf)) == verbs.end()) return;
+  const auto* out = leaf->get_option_no_throw("--out");
+  if (!out || out->count() == 0) return;
+  const auto dir = out->as<std::string>();
+  if (std::filesystem::is_directory(dir)) graft::cli::record_run(*leaf, dir + "/");
+}
+
+/// `graft --generate bash-completion|man`: prints a file generated from the help text.
+int generate(const CLI::App& app, const std::string& what) {
+  if (what == "bash-completion") {
+    std::cout << graft::cli::bash_completion(app);
+    return 0;
+  }
+  if (what == "man") {
+    std::time_t now = std::time(nullptr);
+    if (const char* e = std::getenv("SOURCE_DATE_EPOCH")) now = static_cast<std::time_t>(std::atoll(e));
+    char date[16];
+    std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
+    std::cout << graft::cli::man_page(app, date);
+    return 0;
+  }
+  return usage_error("--generate '" + what + "' is not one of bash-completion, man", "");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  graft::tune_allocator();
+  graft::cli::set_invocation(argc, argv);
+  CLI::App app{"transfer learning and domain adaptation of deep networks (libtorch)"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("graft ") + graft::kVersion);
+  app.footer(kExitCodes);
+  register_commands(app);
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.size() == 2 && args[0] == "--generate") return generate(app, args[1]);
   try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+    graft::cli::check_subcommands(app, args);
+    graft::cli::expand_config(app, args);
+    std::reverse(args.begin(), args.end());  // CLI11 takes the arguments last first
+    app.parse(args);
+    record_if_needed(app);
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return usage_error(e.what(), graft::cli::verb_of(*deepest(app)));
+  } catch (const graft::cli::UsageError& e) {
+    return usage_error(e.what(), e.verb());
   } catch (const graft::Error& e) {
-    std::cerr << "graft: error: " << e.what() << "\n";
-    return 1;
+    // The library names the option first when an option's value is bad ("--lr must be
+    // > 0"): that is a usage error; anything else is a failed run.
+    const std::string m = e.what();
+    if (m.rfind("--", 0) == 0) return usage_error(m, graft::cli::verb_of(*deepest(app)));
+    std::cerr << "graft: error: " << m << "\n";
+    return kExitRunFailed;
   } catch (const c10::Error& e) {
     std::string m = e.what_without_backtrace();
     std::cerr << "graft: error (libtorch): " << m.substr(0, m.find('\n')) << "\n";
-    return 1;
+    return kExitRunFailed;
   } catch (const std::exception& e) {
     std::cerr << "graft: error: " << e.what() << "\n";
-    return 1;
+    return kExitRunFailed;
   }
   return 0;
 }

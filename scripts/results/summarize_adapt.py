@@ -10,7 +10,8 @@ import os
 import statistics
 import sys
 
-METHODS = ["source-only", "adabn", "dann", "cdan", "coral", "mmd", "self-train"]
+METHODS = ["source-only", "adabn", "dann", "cdan", "coral", "mmd", "self-train", "mcc", "mdd", "shot", "tent"]
+SOURCE_FREE = {"shot", "tent"}
 CRITERIA = [("snd", "target_snd"), ("im", "target_im"), ("source-val", "source_val_acc"), ("last", "epoch")]
 
 
@@ -23,8 +24,13 @@ def ms(v):
 def pick(lines, key, tol):
     """The oracle accuracy of the epoch graft picks by key: the first with the highest value
     among epochs whose held-out source accuracy is within tol of the run's best (tol applies
-    to the target criteria snd and im only)."""
-    if key in ("target_snd", "target_im"):
+    to the target criteria snd and im only). Source-free runs have no source accuracy: no band,
+    and no choice by source validation."""
+    lines = [e for e in lines if "oracle_target_acc" in e]
+    if "source_val_acc" not in lines[0]:
+        if key == "source_val_acc":
+            return None
+    elif key in ("target_snd", "target_im"):
         floor = max(e["source_val_acc"] for e in lines) - tol - 1e-12
         lines = [e for e in lines if e["source_val_acc"] >= floor]
     best = max(lines, key=lambda e: (e[key], -e["epoch"]))
@@ -45,8 +51,11 @@ def main():
             lines = [json.loads(l) for l in open(f) if l.strip()]
             res = os.path.join(os.path.dirname(f), "result.json")
             tol = json.load(open(res))["config"].get("source_tolerance", 0.02) if os.path.exists(res) else 0.02
+            lines = [e for e in lines if "oracle_target_acc" in e]
             for c, key in CRITERIA:
-                per[c].append(pick(lines, key, tol))
+                v = pick(lines, key, tol)
+                if v is not None:
+                    per[c].append(v)
             per["oracle"].append(max(e["oracle_target_acc"] for e in lines))
             if "oracle_target_acc_source_bn" in lines[-1]:
                 per["source-bn"].append(pick([dict(e, oracle_target_acc=e["oracle_target_acc_source_bn"]) for e in lines],
@@ -54,6 +63,8 @@ def main():
         rows[m] = (len(runs), per)
     tot = [json.load(open(f))["test"]["accuracy"]
            for f in sorted(glob.glob(os.path.join(out, "train-on-target", "seed-*", "result.json")))]
+    print("Source-free rows (shot, tent) start from each seed's source-only model and read only the target.")
+    print()
     print("| method | seeds | selected by IM (default) | by SND | by source val | last epoch | oracle: best epoch |")
     print("|---|---|---|---|---|---|---|")
     for m, (n, per) in rows.items():
@@ -70,7 +81,7 @@ def main():
         print("Share of the gap from source-only (selected by IM) to train-on-target each method closes:")
         for m, (n, per) in rows.items():
             shares = ", ".join(f"{c} {100 * (statistics.mean(per[c]) - lo) / (hi - lo):.0f}%"
-                               for c in ["im", "snd", "source-val", "last", "oracle"])
+                               for c in ["im", "snd", "source-val", "last", "oracle"] if per[c])
             print(f"- {m}: {shares}")
 
 

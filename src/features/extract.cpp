@@ -154,7 +154,7 @@ FeatureSet extract_in_memory(models::Backbone& model, const io::ModelMeta& meta,
 
 ExtractResult extract(models::Backbone& model, const io::ModelMeta& meta, const data::DatasetPtr& dataset,
                       const ExtractOptions& opts, const std::string& features_path, const std::string& labels_path,
-                      const std::string& model_name) {
+                      const std::string& model_name, const std::function<void(int64_t, int64_t)>& progress) {
   FeatureExtractor fx(model, opts);
   model.train(false);
   auto dev = model.device();
@@ -172,6 +172,7 @@ ExtractResult extract(models::Backbone& model, const io::ModelMeta& meta, const 
     }
     fw->append(f);
     lw->append(b->label);
+    if (progress) progress(fw->rows(), dataset->size());
   }
   GRAFT_CHECK(fw, dataset->describe(), ": no example could be read");
   res.rows = fw->rows();

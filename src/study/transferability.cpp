@@ -77,6 +77,22 @@ std::string differences(const nlohmann::json& a, const nlohmann::json& b) {
   return out;
 }
 
+/// "42 s", "3 min 05 s", "1 h 02 min".
+std::string format_duration(double s) {
+  const auto t = static_cast<int64_t>(std::llround(std::max(s, 0.0)));
+  std::ostringstream o;
+  if (t < 60) o << t << " s";
+  else if (t < 3600) o << t / 60 << " min " << std::setw(2) << std::setfill('0') << t % 60 << " s";
+  else o << t / 3600 << " h " << std::setw(2) << std::setfill('0') << (t % 3600) / 60 << " min";
+  return o.str();
+}
+
+std::string join_ids(const std::vector<int64_t>& v) {
+  std::string s;
+  for (auto x : v) s += (s.empty() ? "" : ",") + std::to_string(x);
+  return s;
+}
+
 }  // namespace
 
 Stat stat_of(const std::vector<double>& v) {
@@ -131,6 +147,12 @@ nlohmann::json TransferabilityOptions::to_json() const {
           {"preprocess", preprocess}, {"train", t}};
 }
 
+bool near_chance(double acc, int64_t classes) {
+  if (classes < 2) return false;
+  const double chance = 1.0 / static_cast<double>(classes);
+  return acc < chance + 0.1 * (1 - chance);
+}
+
 Stat TransferabilityResult::cell(const std::string& variant, int64_t n) const {
   std::vector<double> v;
   for (const auto& r : runs)
@@ -146,7 +168,11 @@ std::vector<TransferabilityResult::Finding> TransferabilityResult::findings() co
   auto gap = [&](const std::string& v, int64_t n) { return 100 * (cell(v, n).mean - base.mean); };
   {  // 1. first layers are general
     Finding x;
-    x.claim = "Lower layers are general: AnB at n = 1, 2 is as good as baseB (within 1 point)";
+    std::string low;
+    for (auto n : ns)
+      if (n <= 2) low += (low.empty() ? "" : ", ") + std::to_string(n);
+    x.claim = "Lower layers are general: AnB at " + (low.empty() ? std::string("n <= 2 (not run)") : "n = " + low) +
+              " is as good as baseB (within 1 point)";
     double worst = 1e9;
     std::ostringstream ev;
     for (auto n : ns)
@@ -200,6 +226,19 @@ std::vector<TransferabilityResult::Finding> TransferabilityResult::findings() co
                  " of " + std::to_string(ns.size()) + " n";
     f.push_back(x);
   }
+  // Base networks at chance have learnt nothing to transfer or to compare against.
+  const auto base_a = cell("baseA", 0);
+  const bool a_chance = base_a.n > 0 && near_chance(base_a.mean, classes_a);
+  const bool b_chance = near_chance(base.mean, classes_b);
+  if (a_chance || b_chance) {
+    std::string why = "inconclusive: ";
+    if (b_chance) why += "baseB " + pct(base.mean) + "% is near chance (" + pct(1.0 / static_cast<double>(classes_b)) + "%)";
+    if (a_chance)
+      why += std::string(b_chance ? "; " : "") + "baseA " + pct(base_a.mean) + "% is near chance (" +
+             pct(1.0 / static_cast<double>(classes_a)) + "%)";
+    why += "; train longer or on more examples. ";
+    for (auto& x : f) x.inconclusive = true, x.evidence = why + x.evidence;
+  }
   return f;
 }
 
@@ -232,8 +271,14 @@ std::string TransferabilityResult::figure_svg() const {
     level.reference = true;
     acc.series.push_back(level);
   }
+  acc.robust_y = true;  // one failed run must not flatten the others onto one line
   acc.xticks.push_back(0);
-  for (auto n : ns) acc.xticks.push_back(static_cast<double>(n));
+  acc.xtick_labels.push_back("0 (baseB)");
+  for (auto n : ns) {
+    acc.xticks.push_back(static_cast<double>(n));
+    acc.xtick_labels.push_back(std::to_string(n) + " " + layers[static_cast<size_t>(n - 1)]);
+  }
+  acc.xlabel = "n: layers copied, up to and including this one";
   const double offset[] = {-0.15, -0.05, 0.05, 0.15};
   for (size_t v = 0; v < kVariants.size(); ++v) {
     analysis::Series s;
@@ -258,7 +303,11 @@ std::string TransferabilityResult::figure_svg() const {
     l.y.push_back(logme_a[i]);
   }
   score.series.push_back(l);
-  for (auto n : ns) score.xticks.push_back(static_cast<double>(n));
+  for (auto n : ns) {
+    score.xticks.push_back(static_cast<double>(n));
+    score.xtick_labels.push_back(std::to_string(n) + " " + layers[static_cast<size_t>(n - 1)]);
+  }
+  score.xlabel = "n: baseA's features after this layer";
   return analysis::svg_chart({acc, score}, 520, 340);
 }
 
@@ -282,7 +331,9 @@ nlohmann::json TransferabilityResult::to_json() const {
   for (auto n : ns)
     for (const auto& v : kVariants) add(v, n);
   j["findings"] = nlohmann::json::array();
-  for (const auto& f : findings()) j["findings"].push_back({{"claim", f.claim}, {"holds", f.holds}, {"evidence", f.evidence}});
+  for (const auto& f : findings())
+    j["findings"].push_back(
+        {{"claim", f.claim}, {"holds", f.holds}, {"verdict", f.verdict()}, {"evidence", f.evidence}});
   return j;
 }
 
@@ -306,6 +357,8 @@ TransferabilityResult run_transferability(const data::DatasetPtr& train, const d
   const auto shape = train->input_shape();
   auto probe = models::create_model(opts.arch, shape, static_cast<int64_t>(opts.classes_b.size()), 0);
   TransferabilityResult res;
+  res.classes_a = static_cast<int64_t>(opts.classes_a.size());
+  res.classes_b = static_cast<int64_t>(opts.classes_b.size());
   res.layers = transferable_layers(*probe);
   const auto N = static_cast<int64_t>(res.layers.size());
   GRAFT_CHECK(N >= 1, "--model ", opts.arch, " has no transferable layer");
@@ -352,7 +405,8 @@ TransferabilityResult run_transferability(const data::DatasetPtr& train, const d
   };
   const auto meta_a = meta_for(train_a), meta_b = meta_for(train_b);
   const int64_t total = static_cast<int64_t>(opts.seeds.size()) * (2 + 4 * static_cast<int64_t>(res.ns.size()));
-  int64_t done = 0;
+  int64_t done = 0, trained = 0;
+  double trained_seconds = 0;
   auto run_one = [&](const std::string& variant, int64_t n, uint64_t seed, uint64_t run_seed,
                      const std::string& base_ckpt, bool frozen) {
     const bool on_a = variant == "baseA";
@@ -391,8 +445,12 @@ TransferabilityResult run_transferability(const data::DatasetPtr& train, const d
     auto tr = trainer.fit(on_a ? train_a : train_b, nullptr, on_a ? test_a : test_b);
     r.test_acc = tr.test.accuracy;
     const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    trained_seconds += sec, ++trained;
+    // Runs still to do take about as long as the ones trained so far (frozen ones are faster).
+    const double eta = trained_seconds / static_cast<double>(trained) * static_cast<double>(total - done);
     say("[" + std::to_string(done) + "/" + std::to_string(total) + "] seed " + std::to_string(seed) + " " +
-        run_name(variant, n) + ": test accuracy " + pct(r.test_acc) + "% (" + fixed(sec, 1) + " s)");
+        run_name(variant, n) + ": test accuracy " + pct(r.test_acc) + "% (" + fixed(sec, 1) + " s, ETA " +
+        format_duration(eta) + ")");
     return r;
   };
 
@@ -452,16 +510,30 @@ TransferabilityResult run_transferability(const data::DatasetPtr& train, const d
   io::write_text_atomically(out_dir + "/table.md", res.table_markdown());
   const auto svg = res.figure_svg();
   io::write_text_atomically(out_dir + "/transferability.svg", svg);
-  analysis::HtmlReport rep("Transferability study: " + opts.arch + " on " + train->describe());
+  analysis::HtmlReport rep("Transferability study: " + opts.arch + ", halves A = {" + join_ids(opts.classes_a) +
+                           "} and B = {" + join_ids(opts.classes_b) + "}, " + std::to_string(train_a->size()) + " + " +
+                           std::to_string(train_b->size()) + " training examples");
   std::ostringstream about;
-  about << "Classes split into A = {";
-  for (size_t i = 0; i < opts.classes_a.size(); ++i) about << (i ? "," : "") << opts.classes_a[i];
-  about << "} and B = {";
-  for (size_t i = 0; i < opts.classes_b.size(); ++i) about << (i ? "," : "") << opts.classes_b[i];
-  about << "}; " << opts.seeds.size() << " seed(s); transferable layers: " << names
+  about << "Data: " << train->describe() << ", of which " << train_a->size() << " training examples of A and "
+        << train_b->size() << " of B are used ("
+        << (opts.per_class > 0 ? std::to_string(opts.per_class) + " per class, one draw shared by every seed"
+                               : std::string("every example of each class"))
+        << "); tested on " << test_a->size() << " test examples of A and " << test_b->size() << " of B from "
+        << test->describe() << ". Transferable layers of " << opts.arch << ": " << names
         << ". AnB: the first n layers of baseA copied and frozen, the rest re-initialised and trained on B; "
            "AnB+: the same, fine-tuned; BnB and BnB+: the same from baseB. Test accuracy on B's test images, "
            "mean ± std over seeds.";
+  std::ostringstream protocol;
+  const auto& t = opts.train;
+  protocol << "Protocol: every network trained for " << t.epochs << " epochs, batch " << t.batch_size << ", "
+           << t.optimizer << " (lr " << t.lr << (t.optimizer == "sgd" ? ", momentum " + fixed(t.momentum, 2) : "")
+           << ", weight decay " << t.weight_decay << ", " << t.schedule << " schedule)"
+           << (t.augment.empty() ? std::string(", no augmentation") : ", augmentation " + t.augment) << "; "
+           << opts.seeds.size() << " seed(s): ";
+  for (size_t i = 0; i < opts.seeds.size(); ++i) protocol << (i ? ", " : "") << opts.seeds[i];
+  protocol << "; n = " << join_ids(res.ns) << "; LogME on up to " << opts.score_examples
+           << " training examples of B. Chance is " << pct(1.0 / static_cast<double>(res.classes_b)) << "% on B.";
+  rep.paragraph(protocol.str());
   rep.paragraph(about.str());
   rep.figure(svg, "Accuracy on B against the number of layers copied (error bars: std over seeds), and LogME");
   std::vector<std::vector<std::string>> rows;
@@ -476,7 +548,7 @@ TransferabilityResult run_transferability(const data::DatasetPtr& train, const d
   rep.table({"n", "last copied layer", "BnB", "BnB+", "AnB", "AnB+", "LogME (baseA layer n, on B)"}, rows,
             "Test accuracy on B (%)");
   std::vector<std::vector<std::string>> frows;
-  for (const auto& f : res.findings()) frows.push_back({f.claim, f.holds ? "holds" : "does not hold", f.evidence});
+  for (const auto& f : res.findings()) frows.push_back({f.claim, f.verdict(), f.evidence});
   rep.table({"finding of Yosinski et al. 2014", "here", "numbers"}, frows, "The paper's findings");
   rep.paragraph("Spearman rank correlation of LogME with measured accuracy over n: AnB " +
                 fixed(res.spearman_anb, 3) + ", AnB+ " + fixed(res.spearman_anb_plus, 3) + ". baseA on A: " +
@@ -502,7 +574,7 @@ std::string LayerStudyResult::table_markdown() const {
 std::string LayerStudyResult::figure_svg() const {
   analysis::Panel a, b;
   a.title = "Linear-probe accuracy per layer";
-  a.xlabel = "layer (index in the table)";
+  a.xlabel = "layer";
   a.ylabel = "accuracy (%)";
   b.title = "LogME per layer (no training)";
   b.xlabel = a.xlabel;
@@ -515,11 +587,13 @@ std::string LayerStudyResult::figure_svg() const {
     sa.err.push_back(100 * layers[i].probe_std);
     sb.x.push_back(static_cast<double>(i + 1));
     a.xticks.push_back(static_cast<double>(i + 1));
+    a.xtick_labels.push_back(layers[i].layer);
     sb.y.push_back(layers[i].logme);
   }
   a.series.push_back(sa);
   b.series.push_back(sb);
   b.xticks = a.xticks;
+  b.xtick_labels = a.xtick_labels;
   return analysis::svg_chart({a, b}, 480, 320);
 }
 
@@ -576,13 +650,24 @@ LayerStudyResult run_layer_study(models::BackbonePtr model, const io::ModelMeta&
   io::write_text_atomically(out_dir + "/table.md", res.table_markdown());
   const auto svg = res.figure_svg();
   io::write_text_atomically(out_dir + "/layers.svg", svg);
-  analysis::HtmlReport rep("Layer study: " + model_name + " on " + train->describe());
+  analysis::HtmlReport rep("Layer study: " + model_name + ", " + std::to_string(sample->size()) +
+                           " labelled examples of " + std::to_string(train->num_classes()) + " classes");
   rep.paragraph("Linear probe (" + opts.classifier.loss + ", " +
                 (opts.classifier.C > 0 ? "C = " + fixed(opts.classifier.C, 4) : std::string("C by cross-validation")) +
                 ") on " +
                 (res.labels_per_class == 0 ? std::string("every") : std::to_string(res.labels_per_class)) +
                 " labelled example(s) per class, tested on " + test->describe() + ", over " +
                 std::to_string(opts.seeds.size()) + " seed(s); LogME on the first seed's labelled examples.");
+  std::string seeds;
+  for (auto x : opts.seeds) seeds += (seeds.empty() ? "" : ", ") + std::to_string(x);
+  rep.paragraph("Protocol: labelled examples drawn from " + train->describe() + " (" +
+                (res.labels_per_class == 0 ? std::string("all ") + std::to_string(train->size())
+                                           : std::to_string(res.labels_per_class) + " per class, " +
+                                                 std::to_string(sample->size()) + " in all") +
+                ", one draw per seed; seeds " + seeds + "); features pooled by " + opts.features.pool +
+                ", normalised by " + opts.features.norm + "; no network is trained (the probe is a linear "
+                "classifier on frozen features). Chance is " + pct(1.0 / static_cast<double>(train->num_classes())) +
+                "%.");
   rep.figure(svg, "Linear-probe accuracy (error bars: std over seeds) and LogME per layer");
   std::vector<std::vector<std::string>> rows;
   for (size_t i = 0; i < res.layers.size(); ++i) {

@@ -4,6 +4,7 @@
 #include <ATen/core/Tensor.h>
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -90,9 +91,11 @@ struct ExtractResult {
 /// mode and writes features (float32, (N,F)) to features_path and labels (int64, (N))
 /// to labels_path, both atomically, plus features_path + ".json" describing them.
 /// Memory holds one batch at a time. Throws graft::Error for unknown layers (close
-/// matches listed); nothing is left at the output paths on error.
+/// matches listed); nothing is left at the output paths on error. `progress`, when given,
+/// is called after every batch with the examples done so far and the dataset's size.
 ExtractResult extract(models::Backbone& model, const io::ModelMeta& meta, const data::DatasetPtr& dataset,
                       const ExtractOptions& opts, const std::string& features_path, const std::string& labels_path,
-                      const std::string& model_name);
+                      const std::string& model_name,
+                      const std::function<void(int64_t done, int64_t total)>& progress = {});
 
 }  // namespace graft::features

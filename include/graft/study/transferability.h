@@ -48,8 +48,14 @@ struct Stat {
 };
 Stat stat_of(const std::vector<double>& v);
 
+/// True when accuracy `acc` of a `classes`-way classifier is within a tenth of the way
+/// from chance (1/classes) to perfect: such a network has not learnt its task, and any
+/// comparison built on it says nothing.
+bool near_chance(double acc, int64_t classes);
+
 struct TransferabilityResult {
   std::vector<std::string> layers;     ///< the transferable layers, in order (n counts them)
+  int64_t classes_a = 0, classes_b = 0;  ///< classes in each half (0: unknown, no chance check)
   std::vector<int64_t> ns;
   std::vector<StudyRun> runs;
   /// LogME of baseA's layer-n features (flattened) on half B's training images, per n
@@ -58,10 +64,15 @@ struct TransferabilityResult {
   double spearman_anb = 0, spearman_anb_plus = 0;
   /// Mean and spread of one variant at one n over seeds (baseB: n = 0).
   Stat cell(const std::string& variant, int64_t n) const;
-  /// The paper's findings, each with the numbers that decide it here.
+  /// The paper's findings, each with the numbers that decide it here. Claims cite only the
+  /// n that were run; every finding is inconclusive when baseA or baseB is near chance.
   struct Finding {
     std::string claim, evidence;
     bool holds = false;
+    /// The base networks are near chance (see near_chance): the numbers cannot decide.
+    bool inconclusive = false;
+    /// "holds", "does not hold" or "inconclusive".
+    std::string verdict() const { return inconclusive ? "inconclusive" : holds ? "holds" : "does not hold"; }
   };
   std::vector<Finding> findings() const;
   std::string table_markdown() const;
