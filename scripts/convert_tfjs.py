@@ -171,15 +171,18 @@ class Pad(nn.Module):
 class Pool(nn.Module):
     """Max/average pooling with TensorFlow padding ('same' average excludes the padding)."""
 
-    def __init__(self, is_max: bool, k, s, same: bool):
+    def __init__(self, is_max: bool, k, s, same: bool, global_: bool = False):
         super().__init__()
         self.is_max = is_max
+        self.global_ = global_
         self.k: List[int] = list(k)
         self.s: List[int] = list(s)
         self.same = same
 
     def forward(self, xs: List[Tensor]) -> Tensor:
         x = xs[0]
+        if self.global_:  # a final pool that covers the whole map at the model's own input size
+            return torch.amax(x, [2, 3], keepdim=True) if self.is_max else torch.mean(x, [2, 3], keepdim=True)
         if not self.same:
             if self.is_max:
                 return F.max_pool2d(x, self.k, self.s)
@@ -343,7 +346,10 @@ def make_op(layer, W, keep_softmax):
     if cls in ("MaxPooling2D", "AveragePooling2D"):
         k = c["pool_size"]
         s = c.get("strides") or k
-        return Pool(cls == "MaxPooling2D", k, s, _pad_mode(layer))
+        # A valid pool straight before Flatten becomes global (checked at the nominal input size
+        # in convert()), so the network runs on other input sizes too.
+        glob = layer.get("_before_flatten", False) and not _pad_mode(layer) and list(s) == list(k)
+        return Pool(cls == "MaxPooling2D", k, s, _pad_mode(layer), glob)
     if cls in ("GlobalAveragePooling2D", "GlobalMaxPooling2D"):
         return GlobalPool(cls == "GlobalMaxPooling2D")
     if cls == "Flatten":
@@ -533,11 +539,36 @@ def convert(model_dir, keep_softmax=False, scheme="auto"):
     shape = layers[inp]["config"].get("batch_input_shape")
     if not shape or len(shape) != 4:
         raise ConvertError(f"input layer '{inp}' has shape {shape}; an image input (N,H,W,C) is needed")
+    for n in order:
+        if layers[n]["class_name"] == "Flatten":
+            for i in layers[n]["inputs"]:
+                layers[i]["_before_flatten"] = True
     W = read_weights(model_dir, model["weightsManifest"])
     stages = build_stages(layers, order, inp, outp, W, keep_softmax, scheme)
     net = nn.Sequential(stages)
     net.eval()
-    return net, [shape[3], shape[1], shape[2]]
+    chw = [shape[3], shape[1], shape[2]]
+    check_global_pools(net, chw)
+    return net, chw
+
+
+def check_global_pools(net, chw):
+    """A pool made global must cover the whole map at the model's own input size."""
+    bad = []
+
+    def hook(mod, args):
+        x = args[0][0]
+        if list(x.shape[2:]) != list(mod.k):
+            bad.append(f"pool {mod.k} on a {list(x.shape[2:])} map")
+
+    hs = [m.register_forward_pre_hook(hook) for m in net.modules() if isinstance(m, Pool) and m.global_]
+    with torch.no_grad():
+        net(torch.zeros(1, *chw))
+    for h in hs:
+        h.remove()
+    if bad:
+        raise ConvertError("the pooling before Flatten does not cover the whole feature map (" + "; ".join(bad) +
+                           "), so the model cannot be made independent of the input size")
 
 
 def main():

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "common.h"
+#include "graft/models/zoo.h"
 #include "graft/core/check.h"
 #include "graft/core/runtime.h"
 #include "graft/data/registry.h"
@@ -122,6 +123,12 @@ void add_finetune(CLI::App& app) {
       std::cout << (r.stopped_early ? "stopped early; " : "") << "kept the weights of epoch " << r.best_epoch
                 << " (lowest validation loss)\n";
     std::cout << "model saved to " << r.model_path << "; learning curves in " << o->cfg.out_dir << "/curves.svg\n";
+    if (models::is_torchscript(*base)) {
+      // A TorchScript base goes back out as TorchScript: the kept weights with the new head.
+      auto kept = io::load_checkpoint(r.model_path);
+      models::export_torchscript(*kept.model, kept.meta, o->cfg.out_dir + "/model.pt");
+      std::cout << "TorchScript (base + new head, for torch.jit.load): " << o->cfg.out_dir << "/model.pt\n";
+    }
     if (r.has_test) std::cout << "test set " << test_set->describe() << ":\n" << r.test.to_table(meta.class_names);
   });
 }

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   graft::cli::add_pretrain(app);
   graft::cli::add_semisup(app);
   graft::cli::add_study(app);
+  graft::cli::add_export(app);
   graft::cli::add_eval(app);
   graft::cli::add_predict(app);
   graft::cli::add_data(app);
