@@ -38,13 +38,16 @@ declare -A SOURCE=([fmnist59]=fmnist04 [mnistm]=mnist)
 "$here/scripts/results/source_models.sh" "$out"
 
 for t in fmnist59 mnistm; do
+  [ -n "${BASELINES_ONLY:-}" ] && continue
   # 1. MobileNetV2 stages, off-the-shelf
   [ -f "$out/mnv2-$t/results.json" ] || "$g" transfer --model "$model" --channels 3 --preprocess "$pre" \
     --layers "$layers" --pool flatten --train "${TRAIN[$t]}" --test "${TEST[$t]}" \
     --labels-per-class "$budgets" --seeds "$seeds" --threads "$threads" --quiet --out "$out/mnv2-$t" \
     --save "$out/mnv2-$t/best.ckpt"
+done
+for t in fmnist59 mnistm; do
   # 2. the small source network of RESULTS on the same test subset
-  [ -f "$out/small-$t/results.json" ] || "$g" transfer --model "$out/source-${SOURCE[$t]}/model.ckpt" \
+  [ -n "${BASELINES_ONLY:-}" ] || [ -f "$out/small-$t/results.json" ] || "$g" transfer --model "$out/source-${SOURCE[$t]}/model.ckpt" \
     --layers pool1,pool2 --pool flatten --train "${TRAIN[$t]}" --test "${TEST[$t]}" \
     --labels-per-class "$budgets" --seeds "$seeds" --threads "$threads" --quiet --out "$out/small-$t"
   # 3. dann_mnist from scratch on the same labels (same @per-class/@seed draws)
@@ -52,6 +55,7 @@ for t in fmnist59 mnistm; do
   for n in "${B[@]}"; do
     epochs=$(( 16000 / (10 * n) )); [ "$epochs" -lt 20 ] && epochs=20
     for s in "${S[@]}"; do
+      [ -f "$out/scratch-$t-n$n-s$s/result.json" ] && continue
       "$g" train --model dann_mnist --data "${TRAIN[$t]}@per-class=$n@seed=$s" --test "${TEST[$t]}" \
         --optimizer adam --lr 1e-3 --weight-decay 5e-4 --schedule cosine --epochs "$epochs" --batch-size 32 \
         --seed "$s" --threads "$threads" --quiet --out "$out/scratch-$t-n$n-s$s" --resume
@@ -59,6 +63,7 @@ for t in fmnist59 mnistm; do
   done
 done
 
+[ -n "${BASELINES_ONLY:-}" ] && exit 0
 # 4. Fine-tuning the upper stages at 100 labels per class: stages up to block_12 frozen,
 #    block_13..last_conv trained at 0.1x, a new linear head on the globally averaged
 #    last_conv features; 10% of the labelled images held out for early stopping.
