@@ -38,7 +38,7 @@ declare -A SOURCE=([fmnist59]=fmnist04 [mnistm]=mnist)
 "$here/scripts/results/source_models.sh" "$out"
 
 for t in fmnist59 mnistm; do
-  [ -n "${BASELINES_ONLY:-}" ] && continue
+  [ -n "${BASELINES_ONLY:-}${SKIP_MNV2:-}" ] && continue
   # 1. MobileNetV2 stages, off-the-shelf
   [ -f "$out/mnv2-$t/results.json" ] || "$g" transfer --model "$model" --channels 3 --preprocess "$pre" \
     --layers "$layers" --pool flatten --train "${TRAIN[$t]}" --test "${TEST[$t]}" \

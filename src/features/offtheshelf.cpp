@@ -157,7 +157,10 @@ TransferResult run_offtheshelf(models::BackbonePtr model, const io::ModelMeta& m
         auto copts = opts.classifier;
         copts.seed = seed;
         // A given C is cross-validated too (a grid of one), so every layer has a CV score.
-        if (copts.C > 0) copts.C_grid = {copts.C}, copts.C = 0;
+        if (copts.C > 0) {
+          copts.C_grid = {copts.C};
+          copts.C = 0;
+        }
         classify::LinearClassifier clf(copts);
         auto t0 = std::chrono::steady_clock::now();
         clf.fit(f.layers[k], f.labels, K);

@@ -69,9 +69,11 @@ class TorchScriptBackbone : public Backbone {
       }
       try {
         h = children_[i].forward({h}).toTensor();
-      } catch (const c10::Error& e) {
+      } catch (const std::exception& e) {
+        // c10::Error, and torch::jit::JITException (a scripted `assert` or `raise`), alike
+        auto c = dynamic_cast<const c10::Error*>(&e);
         GRAFT_FAIL("layer '", names_[i], "' of ", path_, " failed on input of shape ", h.sizes(), " (",
-                   root_cause(e.what_without_backtrace()), "). graft runs a TorchScript model's children in order; "
+                   root_cause(c ? c->what_without_backtrace() : e.what()), "). graft runs a TorchScript model's children in order; "
                    "a model whose forward() does more (ViT, timm models) must be exported as a chain of children, ",
                    "see docs/ARCHITECTURE.md 'Models that are not a chain'");
       }
