@@ -11,7 +11,7 @@ scripts/convert_tfjs_unpack.js.
 The TorchScript module is a torch.nn.Sequential whose children are the network's
 stages, with stable names:
   MobileNetV2 (Keras names Conv1, expanded_conv_*, block_N_*, Conv_1):
-      stem, block_0 ... block_16, last_conv, pool, classifier
+      stem, block_0 ... block_16, last_conv, pool (with the Flatten), classifier
   any other graph (e.g. InceptionV3): a stage per convolution / pooling layer on the
       chain (with its BatchNorm and activation), one stage per multi-branch block named
       after the block's last layer (mixed0 ... mixed10), then pool and classifier
@@ -432,7 +432,9 @@ def stage_keys_mobilenet_v2(layers, order):
     for name in order:
         cls = layers[name]["class_name"]
         m = _MOBILENET.match(name)
-        if after_pool:
+        if after_pool and cls == "Flatten" and keys and keys[-1] == "pool":
+            k = "pool"  # the channels-last Flatten stays with the pool: later stages get vectors
+        elif after_pool:
             k = "classifier"
         elif m:
             k = f"block_{m.group(1) or 0}"
@@ -479,7 +481,9 @@ def stage_keys_generic(layers, order, cuts):
         elif cur is None:
             cur = name
         prev_pad = cls == "ZeroPadding2D"
-        keys.append(cur if cls != "Flatten" else "classifier")
+        # Flatten (channels-last order) stays with the stage before it, so that graft's own
+        # flatten before a Linear never sees a spatial map in the wrong order.
+        keys.append(cur)
         pos += 1
     return keys
 

@@ -269,10 +269,10 @@ void export_torchscript(const Backbone& b, const io::ModelMeta& meta, const std:
     child.eval();
     out.register_module(names[i], child);
     if (base->linear_in(i) > 0) code += flatten_code(base->linear_in(i));
-    code += "    x = self." + names[i] + "(x)\n";
+    code += "    x = self." + names[i] + ".forward(x)\n";
   }
   out.register_module("head", head_module(*cut));
-  out.define(code + "    x = self.head(x)\n    return x\n");
+  out.define(code + "    x = self.head.forward(x)\n    return x\n");
   out.eval();
   j["base"] = base->path();
   io::write_atomically(path, [&](const std::string& tmp) { out.save(tmp, {{kMetaFile, j.dump()}}); });
