@@ -140,7 +140,7 @@ TEST(Transfer, CliTransferSavesAModelThatPredictRuns) {
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("| input |"), std::string::npos) << r.out;  // the default layers include the pixel baseline
   EXPECT_NE(r.out.find("| fc1 |"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("best layer at 10 labels/class"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("layer chosen by cross-validation at 10 labels/class"), std::string::npos) << r.out;
   std::ifstream js(d / "study/results.json");
   auto j = nlohmann::json::parse(js);
   EXPECT_EQ(j["runs"].size(), 3u * 2u * 2u);  // layers input, flatten, fc1; 2 budgets; 2 seeds
