@@ -137,3 +137,38 @@ TEST(Pretrained, ExportedCutModelRunsInPython) {
   EXPECT_NE(e.find("native graft model"), std::string::npos) << e;
   EXPECT_FALSE(fs::exists(d / "n.pt"));
 }
+
+// finetune on a TorchScript base also writes model.pt, which predict and export take.
+TEST(Pretrained, FinetuneWritesTorchScriptThatPredictRuns) {
+  if (!fs::exists(fx("tiny_tfjs.pt"))) GTEST_SKIP() << "tiny_tfjs.pt missing: run ctest (convert_tfjs makes it)";
+  test::TempDir d;
+  test::write_toy_idx(d / "x", d / "y", 40, 2, 1);
+  auto spec = "idx:" + (d / "x") + "," + (d / "y");
+  auto r = test::cli("finetune --model " + fx("tiny_tfjs.pt") + " --cut mixed0 --channels 3 --data " + spec +
+                     " --epochs 1 --val-split 0 --threads 1 --quiet --out " + (d / "ft"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("using the preprocessing stored in"), std::string::npos) << r.out;
+  ASSERT_TRUE(fs::exists(d / "ft/model.pt")) << r.out;
+  auto p = test::cli("predict --model " + (d / "ft/model.pt") + " --data " + spec + " --out " + (d / "p.csv"));
+  EXPECT_EQ(p.code, 0) << p.out;
+  auto e = test::cli("export " + (d / "ft/model.ckpt") + " --out " + (d / "e.pt"));
+  EXPECT_EQ(e.code, 0) << e.out;
+  EXPECT_NE(e.out.find("max |difference| to graft 0"), std::string::npos) << e.out;
+}
+
+// A model whose forward() is not its children in order (a scripted ViT) fails in one line
+// that names the layer and points to the chain recipe, not with a TorchScript traceback.
+TEST(Pretrained, NonChainModelFailsInOneLine) {
+  test::TempDir d;
+  auto r = test::run(test::python() + " " + test::source_dir() + "/scripts/export_vit_chain.py " + (d / "vit.pt") +
+                     " --tiny");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto bad = test::cli("layers " + (d / "vit_raw.pt") + " --input-shape 3,32,32");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.out.find("layer 'encoder'"), std::string::npos) << bad.out;
+  EXPECT_NE(bad.out.find("Models that are not a chain"), std::string::npos) << bad.out;
+  EXPECT_EQ(bad.out.find("Traceback"), std::string::npos) << bad.out;
+  auto good = test::cli("layers " + (d / "vit.pt") + " --input-shape 3,32,32");
+  EXPECT_EQ(good.code, 0) << good.out;
+  EXPECT_NE(good.out.find("reproduce forward()"), std::string::npos) << good.out;
+}
