@@ -1,6 +1,8 @@
 // graft finetune: cut a pretrained network, add a new head for the target classes,
 // and train with layer policies (freezing, per-layer learning rates, L2-SP), early
 // stopping on a validation split, and the frozen prefix cached.
+#include <ATen/ATen.h>
+
 #include <iostream>
 
 #include "common.h"
@@ -98,8 +100,16 @@ void add_finetune(CLI::App& app) {
       GRAFT_FAIL("--model '", o->model, "' is itself fine-tuned (it has a head); fine-tune the original model, or "
                  "continue this run with --resume");
     }
-    auto model = models::cut_and_add_head(base, cut, train_set->num_classes(), src.meta.input_shape, o->head,
-                                          o->cfg.seed);
+    // The head is sized on what the model really receives: the data after the input
+    // pipeline (a carried or given preprocessing may resize, e.g. resize=224x224).
+    std::vector<int64_t> fed_shape = src.meta.input_shape;
+    if (fed_shape.size() == 3) {
+      auto d = train_set->input_shape();
+      d.insert(d.begin(), 1);
+      auto fed = train::input_pipeline(src.meta, train_set->input_shape()).apply_batch(at::zeros(d));
+      fed_shape.assign(fed.sizes().begin() + 1, fed.sizes().end());
+    }
+    auto model = models::cut_and_add_head(base, cut, train_set->num_classes(), fed_shape, o->head, o->cfg.seed);
     io::ModelMeta meta;
     meta.arch = "cut";
     meta.input_shape = src.meta.input_shape;
