@@ -41,7 +41,8 @@ void add_export(CLI::App& app) {
     shape.insert(shape.end(), m.meta.input_shape.begin(), m.meta.input_shape.end());
     GRAFT_CHECK(shape.size() > 1, o->model, " does not record its input shape; cannot check the export");
     torch::NoGradGuard ng;
-    auto x = at::randn(shape);
+    // what the model receives: random data through its input pipeline (preprocessing included)
+    auto x = train::input_pipeline(m.meta, m.meta.input_shape).apply_batch(at::rand(shape));
     auto want = m.model->forward(x);
     auto back = torch::jit::load(o->out, at::kCPU);
     back.eval();
