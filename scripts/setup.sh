@@ -84,5 +84,6 @@ fi
 
 if [ "$with_data" -eq 1 ]; then
   "$here/scripts/fetch_data.sh"
+  "$here/scripts/fetch_models.sh"  # real pretrained networks (npm nsfwjs) -> TorchScript
 fi
 echo "setup: done"

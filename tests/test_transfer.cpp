@@ -140,7 +140,7 @@ TEST(Transfer, CliTransferSavesAModelThatPredictRuns) {
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("| input |"), std::string::npos) << r.out;  // the default layers include the pixel baseline
   EXPECT_NE(r.out.find("| fc1 |"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("best layer at 10 labels/class"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("layer chosen by cross-validation at 10 labels/class"), std::string::npos) << r.out;
   std::ifstream js(d / "study/results.json");
   auto j = nlohmann::json::parse(js);
   EXPECT_EQ(j["runs"].size(), 3u * 2u * 2u);  // layers input, flatten, fc1; 2 budgets; 2 seeds
@@ -223,4 +223,48 @@ TEST(TorchScript, ResNet18FeaturesMatchPython) {
           << o.layers[i] << (optimize ? " (optimised)" : "") << " max abs diff " << diff;
     }
   }
+}
+
+// The layer `--save` deploys is chosen by cross-validation on the labelled training images,
+// never by test accuracy: with test labels that contradict the training task (shifted by
+// one class), the layer that is best on the test set differs from the one CV picks, and the
+// choice must follow CV.
+TEST(Transfer, LayerIsChosenByCrossValidationNotByTest) {
+  test::TempDir d;
+  test::write_toy_idx(d / "x", d / "y", 200, 4, 1);
+  test::write_toy_idx(d / "tx", d / "ty", 80, 4, 2);
+  {
+    at::manual_seed(2);
+    auto x = (at::rand({80, 8, 8}) * 100).to(at::kByte);
+    auto y = at::arange(80, at::kLong).remainder(4);
+    for (int64_t i = 0; i < 80; ++i) x[i][y[i].item<int64_t>() % 8].fill_(250);
+    data::write_idx(d / "tx", x);
+    data::write_idx(d / "ty", ((y + 1) % 4).to(at::kByte));  // test labels contradict the training task
+  }
+  auto train = data::load_idx_dataset(d / "x", d / "y", {}, "toy");
+  auto test_set = data::load_idx_dataset(d / "tx", d / "ty", {}, "toy-test");
+  // fc1 of width 2 cannot separate 4 classes: lower CV accuracy than the pixels.
+  auto model = models::create_model("mlp:2", {1, 8, 8}, 4, 5);
+  io::ModelMeta meta{"mlp:2", {1, 8, 8}, train->class_names(), "normalize=0.5:0.5", {}};
+  features::TransferOptions t;
+  t.features.layers = {"input", "fc1"};
+  t.labels_per_class = {10};
+  t.seeds = {1, 2};
+  t.classifier.folds = 2;
+  t.classifier.C = 1.0;  // a given C is cross-validated too
+  features::OffTheShelfModel deploy;
+  auto r = features::run_offtheshelf(model, meta, train, test_set, t, {}, &deploy);
+  const features::TransferCell *in = nullptr, *fc = nullptr;
+  for (const auto& c : r.cells) (c.layer == "input" ? in : fc) = &c;
+  ASSERT_TRUE(in && fc);
+  for (const auto& run : r.runs) EXPECT_GT(run.cv_accuracy, 0.0) << run.layer;
+  // The construction discriminates: CV prefers the pixels, the contradicting test set the other layer.
+  ASSERT_GT(in->cv_mean, fc->cv_mean);
+  ASSERT_LT(in->mean, fc->mean);
+  ASSERT_EQ(r.best.size(), 1u);
+  EXPECT_EQ(r.best[0].second, "input");
+  EXPECT_EQ(deploy.recipe.layers, std::vector<std::string>{"input"});
+  auto table = r.table();
+  EXPECT_NE(table.find("| CV |"), std::string::npos) << table;
+  EXPECT_NE(r.to_json().dump().find("cross-validation"), std::string::npos);
 }

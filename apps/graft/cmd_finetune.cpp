@@ -1,9 +1,12 @@
 // graft finetune: cut a pretrained network, add a new head for the target classes,
 // and train with layer policies (freezing, per-layer learning rates, L2-SP), early
 // stopping on a validation split, and the frozen prefix cached.
+#include <ATen/ATen.h>
+
 #include <iostream>
 
 #include "common.h"
+#include "graft/models/zoo.h"
 #include "graft/core/check.h"
 #include "graft/core/runtime.h"
 #include "graft/data/registry.h"
@@ -91,7 +94,7 @@ void add_finetune(CLI::App& app) {
       std::cerr << "graft: no validation set: early stopping is off\n";
       fo.train.patience = -1;
     }
-    auto plan = train::plan_finetune(src, train_set->class_names(), fo, warn);
+    auto plan = train::plan_finetune(src, train_set->class_names(), fo, warn, train_set->input_shape());
     std::string frozen;
     for (const auto& f : plan.frozen) frozen += (frozen.empty() ? "" : ",") + f;
     record_run(*sub, o->cfg.out_dir + "/");
@@ -106,6 +109,12 @@ void add_finetune(CLI::App& app) {
       std::cout << (r.stopped_early ? "stopped early; " : "") << "kept the weights of epoch " << r.best_epoch
                 << " (lowest validation loss)\n";
     std::cout << "model saved to " << r.model_path << "; learning curves in " << o->cfg.out_dir << "/curves.svg\n";
+    if (models::is_torchscript(*src.model)) {
+      // A TorchScript base goes back out as TorchScript: the kept weights with the new head.
+      auto kept = io::load_checkpoint(r.model_path);
+      models::export_torchscript(*kept.model, kept.meta, o->cfg.out_dir + "/model.pt");
+      std::cout << "TorchScript (base + new head, for torch.jit.load): " << o->cfg.out_dir << "/model.pt\n";
+    }
     if (r.has_test) std::cout << "test set " << test_set->describe() << ":\n" << r.test.to_table(meta.class_names);
   });
 }

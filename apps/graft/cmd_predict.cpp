@@ -40,9 +40,17 @@ void add_predict(CLI::App& app) {
     apply_common(o->common);
     GRAFT_CHECK(o->images.empty() != o->data.empty(), "give image files or --data, not both and not neither");
     io::require_readable(o->model, "model");
-    GRAFT_CHECK(io::is_checkpoint(o->model), "--model '", o->model,
-                "' is not a graft checkpoint (made by graft train or graft transfer --save)");
-    auto ck = io::load_checkpoint(o->model);
+    io::Checkpoint ck;
+    if (io::is_checkpoint(o->model)) {
+      ck = io::load_checkpoint(o->model);
+    } else {  // a TorchScript file that carries graft's metadata (graft export, finetune's model.pt)
+      auto ts = open_model(o->model, {}, {}, 0, "", 0);
+      GRAFT_CHECK(ts.from_checkpoint, "--model '", o->model, "' is neither a graft checkpoint nor a TorchScript file ",
+                  "carrying its classes and preprocessing (made by graft export)");
+      ck.model = ts.model;
+      ck.meta = ts.meta;
+      ck.path = o->model;
+    }
     auto dev = parse_device(o->common.device);
     ck.model->to(dev);
     ck.model->train(false);

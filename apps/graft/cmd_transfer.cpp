@@ -78,10 +78,11 @@ void add_transfer(CLI::App& app) {
     auto r = features::run_offtheshelf(m.model, m.meta, train, test, o->t, progress,
                                        o->save.empty() ? nullptr : &deploy);
     std::cout << "off-the-shelf transfer, test accuracy (%) mean ± std over " << o->t.seeds.size()
-              << " seed(s); * best layer per budget\n"
+              << " seed(s), beside the mean cross-validated accuracy on the labelled training images; * the layer "
+                 "cross-validation chose per budget (test accuracy is reported, never used to choose)\n"
               << r.table();
     for (const auto& [b, l] : r.best)
-      std::cout << "best layer at " << (b == 0 ? std::string("all") : std::to_string(b)) << " labels/class: " << l
+      std::cout << "layer chosen by cross-validation at " << (b == 0 ? std::string("all") : std::to_string(b)) << " labels/class: " << l
                 << "\n";
     if (!o->out.empty()) {
       auto j = r.to_json();

@@ -119,5 +119,6 @@ void add_adapt(CLI::App& app);
 void add_pretrain(CLI::App& app);
 void add_semisup(CLI::App& app);
 void add_study(CLI::App& app);
+void add_export(CLI::App& app);
 
 }  // namespace graft::cli

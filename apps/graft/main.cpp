@@ -53,6 +53,7 @@ void register_commands(CLI::App& app) {
   graft::cli::add_pretrain(app);
   graft::cli::add_semisup(app);
   graft::cli::add_study(app);
+  graft::cli::add_export(app);
   graft::cli::add_eval(app);
   graft::cli::add_predict(app);
   graft::cli::add_data(app);

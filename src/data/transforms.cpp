@@ -36,19 +36,32 @@ std::pair<int64_t, int64_t> parse_size(const std::string& s, const std::string& 
   return {static_cast<int64_t>(a[0]), static_cast<int64_t>(b[0])};
 }
 
+/// Bilinear resize matching torchvision's tensor path, `Resize(size, antialias=True)` on
+/// float tensors (both call ATen's antialiased bilinear kernel when shrinking). With one
+/// number (h_ > 0, w_ == 0) the shorter side becomes h_ and the longer one
+/// int(h_ * long / short), as torchvision computes it; with HxW the size is exact.
 class Resize : public Transform {
  public:
   Resize(int64_t h, int64_t w) : h_(h), w_(w) {}
   at::Tensor apply(const at::Tensor& x, std::mt19937_64&) const override {
-    if (x.size(-2) == h_ && x.size(-1) == w_) return x;
+    int64_t H = x.size(-2), W = x.size(-1), oh = h_, ow = w_;
+    if (w_ == 0) {
+      bool tall = H > W;
+      int64_t shorter = tall ? W : H, longer = tall ? H : W;
+      int64_t new_long = static_cast<int64_t>(static_cast<double>(h_) * static_cast<double>(longer) /
+                                              static_cast<double>(shorter));
+      oh = tall ? new_long : h_;
+      ow = tall ? h_ : new_long;
+    }
+    if (H == oh && W == ow) return x;
     bool single = x.dim() == 3;
     auto b = single ? x.unsqueeze(0) : x;
-    bool shrink = h_ < x.size(-2) || w_ < x.size(-1);
-    auto y = shrink ? at::_upsample_bilinear2d_aa(b, {h_, w_}, /*align_corners=*/false)
-                    : at::upsample_bilinear2d(b, {h_, w_}, /*align_corners=*/false);
+    bool shrink = oh < H || ow < W;
+    auto y = shrink ? at::_upsample_bilinear2d_aa(b, {oh, ow}, /*align_corners=*/false)
+                    : at::upsample_bilinear2d(b, {oh, ow}, /*align_corners=*/false);
     return single ? y.squeeze(0) : y;
   }
-  std::string spec() const override { return str("resize=", h_, "x", w_); }
+  std::string spec() const override { return w_ == 0 ? str("resize=", h_) : str("resize=", h_, "x", w_); }
 
  private:
   int64_t h_, w_;
@@ -60,8 +73,10 @@ class CenterCrop : public Transform {
   at::Tensor apply(const at::Tensor& x, std::mt19937_64&) const override {
     int64_t H = x.size(-2), W = x.size(-1);
     GRAFT_CHECK(H >= h_ && W >= w_, "center-crop=", h_, "x", w_, " is larger than the image (", H, "x", W,
-                "); resize first");
-    int64_t top = (H - h_) / 2, left = (W - w_) / 2;
+                "); resize first (e.g. resize=", std::max(h_, w_), " before the crop)");
+    // torchvision: int(round((H - h) / 2)), rounding halves to even
+    int64_t top = static_cast<int64_t>(std::nearbyint((H - h_) / 2.0));
+    int64_t left = static_cast<int64_t>(std::nearbyint((W - w_) / 2.0));
     return x.narrow(-2, top, h_).narrow(-1, left, w_).contiguous();
   }
   std::string spec() const override { return str("center-crop=", h_, "x", w_); }
@@ -121,7 +136,7 @@ class Normalize : public Transform {
     if (m_.size() == 1) return (x - m_[0]) / s_[0];
     int64_t c = x.size(-3);
     GRAFT_CHECK(c == static_cast<int64_t>(m_.size()), "normalize has ", m_.size(), " channel values but the image has ",
-                c, " channels");
+                c, " channel(s); for gray data feeding an RGB model add 'rgb' before it or pass --channels 3");
     std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
     shape[shape.size() - 3] = c;
     auto m = at::tensor(m_, x.options()).view(shape), s = at::tensor(s_, x.options()).view(shape);
@@ -214,6 +229,12 @@ class Cutout : public Transform {
 
 }  // namespace
 
+std::string preset_spec(const std::string& name) {
+  if (name == "imagenet") return "resize=256,center-crop=224,normalize=0.485/0.456/0.406:0.229/0.224/0.225";
+  if (name == "inception") return "resize=299,center-crop=299,normalize=0.5:0.5";
+  GRAFT_FAIL("unknown preprocessing preset '", name, "'; known: imagenet, inception");
+}
+
 at::Tensor convert_channels(const at::Tensor& x, int64_t channels) {
   int64_t c = x.size(-3);
   if (c == channels) return x;
@@ -248,15 +269,23 @@ Pipeline Pipeline::parse(const std::string& spec) {
   std::string step;
   while (std::getline(ss, step, ',')) {
     if (step.empty()) continue;
+    // normalize=0.485,0.456,...: the commas split the step; say how channels are separated.
+    GRAFT_CHECK(step.find_first_not_of("0123456789.-e+:") != std::string::npos || p.steps_.empty() ||
+                    p.steps_.back()->spec().rfind("normalize=", 0) != 0,
+                "transform '", step, "' in '", spec, "' is not a step: channel values of normalize are separated by '/' "
+                "(normalize=0.485/0.456/0.406:0.229/0.224/0.225), steps by ','");
     auto eq = step.find('=');
     std::string name = step.substr(0, eq), val = eq == std::string::npos ? "" : step.substr(eq + 1);
     auto need = [&]() {
       GRAFT_CHECK(!val.empty(), "transform '", step, "' needs a value, e.g. ", name, "=32");
     };
-    if (name == "resize") {
+    if (name == "imagenet" || name == "inception") {
+      GRAFT_CHECK(val.empty(), "preset '", name, "' takes no value");
+      p.then(parse(preset_spec(name)));
+    } else if (name == "resize") {
       need();
       auto [h, w] = parse_size(val, step);
-      p.add(std::make_shared<Resize>(h, w));
+      p.add(std::make_shared<Resize>(h, val.find('x') == std::string::npos ? 0 : w));
     } else if (name == "center-crop") {
       need();
       auto [h, w] = parse_size(val, step);
@@ -279,7 +308,8 @@ Pipeline Pipeline::parse(const std::string& spec) {
     } else if (name == "normalize") {
       need();
       auto c = val.find(':');
-      GRAFT_CHECK(c != std::string::npos, "transform '", step, "': use normalize=MEAN:STD");
+      GRAFT_CHECK(c != std::string::npos, "transform '", step, "': use normalize=MEAN:STD, per-channel values "
+                  "separated by '/', e.g. normalize=0.485/0.456/0.406:0.229/0.224/0.225");
       p.add(std::make_shared<Normalize>(parse_doubles(val.substr(0, c), '/', step),
                                         parse_doubles(val.substr(c + 1), '/', step)));
     } else if (name == "jitter") {
@@ -296,7 +326,7 @@ Pipeline Pipeline::parse(const std::string& spec) {
       p.add(std::make_shared<Cutout>(parse_size(val, step).first));
     } else {
       GRAFT_FAIL("unknown transform '", name, "' in '", spec,
-                 "'; known: resize, center-crop, random-crop, hflip, rgb, gray, normalize, jitter, rotate, scale, "
+                 "'; known: imagenet, inception (presets), resize, center-crop, random-crop, hflip, rgb, gray, normalize, jitter, rotate, scale, "
                  "cutout");
     }
   }

@@ -88,9 +88,9 @@ std::string TransferResult::table() const {
   }
   std::ostringstream o;
   o << "| layer |";
-  for (auto b : budgets) o << " " << budget_name(b) << " labels/class |";
+  for (auto b : budgets) o << " " << budget_name(b) << " labels/class: test | CV |";
   o << "\n|---|";
-  for (size_t i = 0; i < budgets.size(); ++i) o << "---|";
+  for (size_t i = 0; i < budgets.size(); ++i) o << "---|---|";
   o << "\n";
   for (const auto& l : layers) {
     o << "| " << l << " |";
@@ -99,7 +99,7 @@ std::string TransferResult::table() const {
       for (const auto& [bb, bl] : best) is_best |= bb == b && bl == l;
       for (const auto& c : cells)
         if (c.layer == l && c.labels_per_class == b)
-          o << " " << pct(c.mean) << " ± " << pct(c.std) << (is_best ? " *" : "") << " |";
+          o << " " << pct(c.mean) << " ± " << pct(c.std) << " | " << pct(c.cv_mean) << (is_best ? " *" : "") << " |";
     }
     o << "\n";
   }
@@ -112,20 +112,21 @@ nlohmann::json TransferResult::to_json() const {
   for (const auto& r : runs)
     j["runs"].push_back({{"layer", r.layer}, {"labels_per_class", r.labels_per_class}, {"seed", r.seed},
                          {"train_size", r.train_size}, {"dim", r.dim}, {"C", r.C}, {"accuracy", r.accuracy},
-                         {"fit_seconds", r.fit_seconds}});
+                         {"cv_accuracy", r.cv_accuracy}, {"fit_seconds", r.fit_seconds}});
   for (const auto& c : cells)
     j["cells"].push_back({{"layer", c.layer}, {"labels_per_class", c.labels_per_class}, {"mean", c.mean},
-                          {"std", c.std}, {"seeds", c.n}});
-  for (const auto& [b, l] : best) j["best"].push_back({{"labels_per_class", b}, {"layer", l}});
+                          {"std", c.std}, {"cv_mean", c.cv_mean}, {"seeds", c.n}});
+  for (const auto& [b, l] : best)
+    j["best"].push_back({{"labels_per_class", b}, {"layer", l}, {"chosen_by", "cross-validation on the training labels"}});
   return j;
 }
 
 std::string TransferResult::to_csv() const {
   std::ostringstream o;
-  o << "layer,labels_per_class,seed,train_size,dim,C,accuracy,fit_seconds\n" << std::setprecision(8);
+  o << "layer,labels_per_class,seed,train_size,dim,C,accuracy,cv_accuracy,fit_seconds\n" << std::setprecision(8);
   for (const auto& r : runs)
     o << r.layer << "," << r.labels_per_class << "," << r.seed << "," << r.train_size << "," << r.dim << "," << r.C
-      << "," << r.accuracy << "," << r.fit_seconds << "\n";
+      << "," << r.accuracy << "," << r.cv_accuracy << "," << r.fit_seconds << "\n";
   return o.str();
 }
 
@@ -155,6 +156,11 @@ TransferResult run_offtheshelf(models::BackbonePtr model, const io::ModelMeta& m
       for (size_t k = 0; k < layers.size(); ++k) {
         auto copts = opts.classifier;
         copts.seed = seed;
+        // A given C is cross-validated too (a grid of one), so every layer has a CV score.
+        if (copts.C > 0) {
+          copts.C_grid = {copts.C};
+          copts.C = 0;
+        }
         classify::LinearClassifier clf(copts);
         auto t0 = std::chrono::steady_clock::now();
         clf.fit(f.layers[k], f.labels, K);
@@ -167,11 +173,14 @@ TransferResult run_offtheshelf(models::BackbonePtr model, const io::ModelMeta& m
         r.dim = f.layers[k].size(1);
         r.C = clf.C();
         r.fit_seconds = secs;
+        for (const auto& [c, a] : clf.cv_scores())
+          if (c == r.C) r.cv_accuracy = a;
         r.accuracy = (clf.predict(test_f.layers[k]) == test_f.labels).to(at::kDouble).mean().item<double>();
         res.runs.push_back(r);
         std::ostringstream line;
         line << "budget " << budget_name(n) << "/class  seed " << seed << "  layer " << layers[k] << " (" << r.dim
-             << " features)  C " << r.C << "  test accuracy " << pct(r.accuracy) << "%";
+             << " features)  C " << r.C << "  CV accuracy " << pct(r.cv_accuracy) << "%  test accuracy "
+             << pct(r.accuracy) << "%";
         say(line.str());
         if (deploy && n == largest && seed == opts.seeds.front()) deployable.emplace(layers[k], clf);
       }
@@ -182,9 +191,10 @@ TransferResult run_offtheshelf(models::BackbonePtr model, const io::ModelMeta& m
     std::string best_layer;
     for (const auto& l : layers) {
       std::vector<double> acc;
-      for (const auto& r : res.runs)
-        if (r.layer == l && r.labels_per_class == n) acc.push_back(r.accuracy);
       TransferCell c;
+      for (const auto& r : res.runs)
+        if (r.layer == l && r.labels_per_class == n) acc.push_back(r.accuracy), c.cv_mean += r.cv_accuracy;
+      c.cv_mean /= static_cast<double>(std::max<size_t>(acc.size(), 1));
       c.layer = l;
       c.labels_per_class = n;
       c.n = static_cast<int64_t>(acc.size());
@@ -192,7 +202,8 @@ TransferResult run_offtheshelf(models::BackbonePtr model, const io::ModelMeta& m
       for (double a : acc) c.std += (a - c.mean) * (a - c.mean);
       c.std = acc.size() > 1 ? std::sqrt(c.std / static_cast<double>(acc.size() - 1)) : 0.0;
       res.cells.push_back(c);
-      if (c.mean > best_mean) best_mean = c.mean, best_layer = l;
+      // The choice reads only cross-validated training accuracy (ties: the earlier layer).
+      if (c.cv_mean > best_mean) best_mean = c.cv_mean, best_layer = l;
     }
     res.best.emplace_back(n, best_layer);
   }

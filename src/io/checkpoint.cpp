@@ -171,7 +171,9 @@ Checkpoint load_checkpoint(const std::string& path, bool restore_rng) {
         }
         ck.model = std::make_shared<models::CutModel>(base, c.at("keep").get<size_t>(),
                                                       models::HeadSpec::from_json(c.at("head")),
-                                                      ck.meta.num_classes(), ck.meta.input_shape, 0);
+                                                      ck.meta.num_classes(),
+                                                      // the shape the head was sized on (after preprocessing)
+                                                      c.value("input_shape", ck.meta.input_shape), 0);
       } catch (const nlohmann::json::exception& e) {
         GRAFT_FAIL(path, ": damaged description of a cut model (", e.what(), ")");
       }

@@ -76,6 +76,8 @@ CutModel::CutModel(BackbonePtr base, size_t keep, const HeadSpec& head, int64_t 
 
 CutModel::~CutModel() = default;
 
+bool CutModel::head_avg() const { return head_->avg; }
+
 at::Tensor CutModel::forward_range(const at::Tensor& x, size_t begin, size_t end) {
   GRAFT_CHECK(begin <= end && end <= names_.size(), "layer range [", begin, ", ", end, ") outside the ", names_.size(),
               " layers");

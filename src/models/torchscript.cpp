@@ -5,18 +5,36 @@
 #include <sstream>
 
 #include "graft/core/check.h"
+#include "graft/io/checkpoint.h"
 #include "graft/io/files.h"
+#include "graft/models/compose.h"
 #include "graft/models/zoo.h"
 
 namespace graft::models {
 namespace {
 
+const char* kMetaFile = "graft.json";  // extra file inside a .pt: preprocessing, input shape, classes
+
 const char* kExportHint =
     "export one from Python with torch.jit.script(model) or torch.jit.trace(model, example) and then .save(path)";
 
+/// The line of a TorchScript interpreter error that says what failed (its last
+/// "SomethingError: ..." line), instead of the serialized-code traceback around it.
+std::string root_cause(const std::string& msg) {
+  std::string best, line;
+  std::istringstream is(msg);
+  while (std::getline(is, line)) {
+    auto p = line.find("Error: ");
+    if (p != std::string::npos && line.find_first_of(" ") > p) best = line;
+  }
+  if (best.empty()) best = msg.substr(0, msg.find('\n'));
+  return best.size() > 300 ? best.substr(0, 300) + "..." : best;
+}
+
 class TorchScriptBackbone : public Backbone {
  public:
-  TorchScriptBackbone(torch::jit::Module m, std::string path) : module_(std::move(m)), path_(std::move(path)) {
+  TorchScriptBackbone(torch::jit::Module m, std::string path, std::string extra = "")
+      : module_(std::move(m)), path_(std::move(path)), extra_(std::move(extra)) {
     for (const auto& c : module_.named_children()) {
       names_.push_back(c.name);
       children_.push_back(c.value);
@@ -30,7 +48,8 @@ class TorchScriptBackbone : public Backbone {
       linear_in_.push_back(lin);
     }
     GRAFT_CHECK(!names_.empty(), path_, ": the TorchScript module has no child modules, so it has no layers to tap or cut; ",
-                "export a module whose layers are attributes (like torchvision models)");
+                "graft needs a chain (children called in order, like torchvision's Sequential 'features'); export one as "
+                "docs/ARCHITECTURE.md 'Models that are not a chain' shows");
     for (const auto& p : module_.named_parameters(true)) p.value.requires_grad_(true);
   }
 
@@ -50,10 +69,13 @@ class TorchScriptBackbone : public Backbone {
       }
       try {
         h = children_[i].forward({h}).toTensor();
-      } catch (const c10::Error& e) {
-        std::string msg = e.what_without_backtrace();
-        GRAFT_FAIL("layer '", names_[i], "' of ", path_, " failed on input of shape ", h.sizes(), ": ",
-                   msg.substr(0, msg.find('\n')));
+      } catch (const std::exception& e) {
+        // c10::Error, and torch::jit::JITException (a scripted `assert` or `raise`), alike
+        auto c = dynamic_cast<const c10::Error*>(&e);
+        GRAFT_FAIL("layer '", names_[i], "' of ", path_, " failed on input of shape ", h.sizes(), " (",
+                   root_cause(c ? c->what_without_backtrace() : e.what()), "). graft runs a TorchScript model's children in order; "
+                   "a model whose forward() does more (ViT, timm models) must be exported as a chain of children, ",
+                   "see docs/ARCHITECTURE.md 'Models that are not a chain'");
       }
     }
     return h;
@@ -80,7 +102,7 @@ class TorchScriptBackbone : public Backbone {
   /// (e.g. BatchNorm folded into the preceding convolution). Children that cannot be
   /// optimised run as they are, each named in `skipped` with the reason.
   std::shared_ptr<TorchScriptBackbone> inference_copy(std::vector<std::string>& skipped) const {
-    auto copy = std::make_shared<TorchScriptBackbone>(module_.clone(), path_);
+    auto copy = std::make_shared<TorchScriptBackbone>(module_.clone(), path_, extra_);
     copy->module_.eval();
     for (size_t i = 0; i < copy->children_.size(); ++i) {
       try {
@@ -98,10 +120,13 @@ class TorchScriptBackbone : public Backbone {
   torch::jit::Module& module() { return module_; }
   const torch::jit::Module& module() const { return module_; }
   const std::string& path() const { return path_; }
+  const std::string& extra() const { return extra_; }
+  const std::vector<torch::jit::Module>& children() const { return children_; }
+  int64_t linear_in(size_t i) const { return linear_in_.at(i); }
 
  private:
   torch::jit::Module module_;
-  std::string path_;
+  std::string path_, extra_;
   std::vector<std::string> names_, kinds_;
   std::vector<torch::jit::Module> children_;
   std::vector<int64_t> linear_in_;
@@ -124,45 +149,133 @@ BackbonePtr optimized_for_inference(const Backbone& b, std::vector<std::string>*
   return copy;
 }
 
-BackbonePtr wrap_torchscript(const torch::jit::Module& module, const std::string& path) {
-  return std::make_shared<TorchScriptBackbone>(module, path);
+BackbonePtr wrap_torchscript(const torch::jit::Module& module, const std::string& path, const std::string& extra) {
+  return std::make_shared<TorchScriptBackbone>(module, path, extra);
+}
+
+std::string torchscript_meta(const Backbone& b) {
+  auto p = dynamic_cast<const TorchScriptBackbone*>(&b);
+  return p ? p->extra() : std::string();
+}
+
+std::string torchscript_preprocess(const Backbone& b) {
+  auto s = torchscript_meta(b);
+  if (s.empty()) return "";
+  auto j = nlohmann::json::parse(s, nullptr, /*allow_exceptions=*/false);
+  return j.is_object() ? j.value("preprocess", "") : "";
 }
 
 BackbonePtr load_torchscript(const std::string& path) {
   io::require_readable(path, "TorchScript file");
   torch::jit::Module m;
+  torch::jit::ExtraFilesMap extra{{kMetaFile, ""}};
   try {
-    m = torch::jit::load(path, torch::kCPU);
+    m = torch::jit::load(path, torch::kCPU, extra);
   } catch (const c10::Error& e) {
     std::string msg = e.what_without_backtrace();
     GRAFT_FAIL(path, " is not a loadable TorchScript file (", msg.substr(0, msg.find('\n')), "); ", kExportHint);
   } catch (const std::exception& e) {
     GRAFT_FAIL(path, " is not a loadable TorchScript file (", e.what(), "); ", kExportHint);
   }
-  return wrap_torchscript(m, path);
+  return wrap_torchscript(m, path, extra[kMetaFile]);
 }
 
 bool is_torchscript(const Backbone& b) { return dynamic_cast<const TorchScriptBackbone*>(&b) != nullptr; }
 
 void save_torchscript(const Backbone& b, const std::string& path) {
   const auto& ts = as_ts(b);
-  io::write_atomically(path, [&](const std::string& tmp) { ts.module().save(tmp); });
+  io::write_atomically(path, [&](const std::string& tmp) { ts.module().save(tmp, {{kMetaFile, ts.extra()}}); });
 }
 
 std::string torchscript_bytes(const Backbone& b) {
   std::ostringstream os;
-  as_ts(b).module().save(os);
+  as_ts(b).module().save(os, {{kMetaFile, as_ts(b).extra()}});
   return os.str();
 }
 
 BackbonePtr torchscript_from_bytes(const std::string& bytes, const std::string& origin) {
   std::istringstream is(bytes);
+  torch::jit::ExtraFilesMap extra{{kMetaFile, ""}};
   try {
-    return wrap_torchscript(torch::jit::load(is, torch::kCPU), origin);
+    auto m = torch::jit::load(is, torch::kCPU, extra);
+    return wrap_torchscript(m, origin, extra[kMetaFile]);
   } catch (const c10::Error& e) {
     std::string msg = e.what_without_backtrace();
     GRAFT_FAIL(origin, ": the TorchScript model stored in it cannot be loaded (", msg.substr(0, msg.find('\n')), ")");
   }
+}
+
+namespace {
+
+/// TorchScript source of graft's step between children: flatten (or average) a spatial
+/// activation before a child that starts with a Linear of `lin` inputs.
+std::string flatten_code(int64_t lin) {
+  return str("    if x.dim() > 2:\n"
+             "        if x.numel() // max(x.size(0), 1) == ", lin, ":\n"
+             "            x = x.flatten(1)\n"
+             "        elif x.size(1) == ", lin, ":\n"
+             "            x = x.mean([-2, -1]).flatten(1)\n");
+}
+
+bool is_identifier(const std::string& s) {
+  if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
+  for (char c : s)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') return false;
+  return true;
+}
+
+/// The new head of a cut model as a TorchScript module (inference semantics: dropout off).
+torch::jit::Module head_module(const CutModel& cut) {
+  torch::jit::Module h(c10::QualifiedName("__torch__.graft.Head"));
+  std::vector<std::pair<std::string, at::Tensor>> lin;
+  for (auto& [n, p] : cut.named_parameters())
+    if (n.rfind("head.", 0) == 0) lin.emplace_back(n, p.detach().clone());
+  GRAFT_CHECK(lin.size() == 2 || lin.size() == 4, "internal: unexpected head parameters (", lin.size(), ")");
+  std::string code = "def forward(self, x):\n    if x.dim() > 2:\n";
+  code += cut.head_avg() ? "        x = x.flatten(2).mean(2)\n" : "        x = x.flatten(1)\n";
+  for (size_t i = 0; i < lin.size(); i += 2) {
+    h.register_parameter(str("weight", i / 2), lin[i].second, false);
+    h.register_parameter(str("bias", i / 2), lin[i + 1].second, false);
+    code += str("    x = torch.linear(x, self.weight", i / 2, ", self.bias", i / 2, ")\n");
+    if (i + 2 < lin.size()) code += "    x = torch.relu(x)\n";
+  }
+  h.define(code + "    return x\n");
+  return h;
+}
+
+}  // namespace
+
+void export_torchscript(const Backbone& b, const io::ModelMeta& meta, const std::string& path) {
+  nlohmann::json j = {{"preprocess", meta.preprocess}, {"input_shape", meta.input_shape},
+                      {"class_names", meta.class_names}, {"exported_by", "graft export"}};
+  if (auto ts = dynamic_cast<const TorchScriptBackbone*>(&b)) {
+    auto m = ts->module().clone();
+    m.eval();
+    io::write_atomically(path, [&](const std::string& tmp) { m.save(tmp, {{kMetaFile, j.dump()}}); });
+    return;
+  }
+  auto cut = as_cut(b);
+  GRAFT_CHECK(cut, "model '", b.arch(), "' is a native graft model (its layers are C++ modules), which graft cannot ",
+              "express as TorchScript; only TorchScript models and TorchScript bases with a new head export");
+  auto base = dynamic_cast<const TorchScriptBackbone*>(cut->base().get());
+  GRAFT_CHECK(base, "this model's base '", cut->base()->arch(), "' is a native graft model, which graft cannot express ",
+              "as TorchScript; only a TorchScript base with its new head exports");
+  torch::jit::Module out(c10::QualifiedName("__torch__.graft.Exported"));
+  std::string code = "def forward(self, x):\n";
+  const auto& names = b.layer_names();
+  for (size_t i = 0; i < cut->kept_layers(); ++i) {
+    GRAFT_CHECK(is_identifier(names[i]), "layer name '", names[i], "' is not a Python identifier; cannot export it");
+    auto child = base->children()[i].clone();
+    child.eval();
+    out.register_module(names[i], child);
+    if (base->linear_in(i) > 0) code += flatten_code(base->linear_in(i));
+    code += "    x = self." + names[i] + ".forward(x)\n";
+  }
+  out.register_module("head", head_module(*cut));
+  out.define(code + "    x = self.head.forward(x)\n    return x\n");
+  out.eval();
+  j["base"] = base->path();
+  io::write_atomically(path, [&](const std::string& tmp) { out.save(tmp, {{kMetaFile, j.dump()}}); });
 }
 
 double verify_torchscript_chain(Backbone& b, const std::vector<int64_t>& input_shape) {

@@ -1,11 +1,14 @@
 #include "graft/train/finetune.h"
 
+#include <torch/torch.h>
+
 #include "graft/core/check.h"
 
 namespace graft::train {
 
 FinetunePlan plan_finetune(const models::OpenedModel& pretrained, const std::vector<std::string>& class_names,
-                           const FinetuneOptions& opts, const std::function<void(const std::string&)>& warn) {
+                           const FinetuneOptions& opts, const std::function<void(const std::string&)>& warn,
+                           const std::vector<int64_t>& data_shape) {
   GRAFT_CHECK(pretrained.model, "fine-tuning: no pretrained model (open one with models::open_model)");
   GRAFT_CHECK(class_names.size() >= 2, "fine-tuning a classifier needs at least 2 target classes, got ",
               class_names.size());
@@ -20,8 +23,15 @@ FinetunePlan plan_finetune(const models::OpenedModel& pretrained, const std::vec
     plan.cut = names[names.size() - 2];
   }
   const auto& base_meta = pretrained.meta;
+  std::vector<int64_t> fed_shape = base_meta.input_shape;
+  if (fed_shape.size() == 3 && !data_shape.empty()) {
+    auto d = data_shape;
+    d.insert(d.begin(), 1);
+    auto fed = input_pipeline(base_meta, data_shape).apply_batch(at::zeros(d));
+    fed_shape.assign(fed.sizes().begin() + 1, fed.sizes().end());
+  }
   plan.model = models::cut_and_add_head(pretrained.model, plan.cut, static_cast<int64_t>(class_names.size()),
-                                        base_meta.input_shape, opts.head, opts.train.seed);
+                                        fed_shape, opts.head, opts.train.seed);
   plan.meta.arch = "cut";
   plan.meta.input_shape = base_meta.input_shape;
   plan.meta.class_names = class_names;
@@ -45,7 +55,7 @@ FinetuneResult fine_tune(const models::OpenedModel& pretrained, const data::Data
     opts.train.patience = -1;
   }
   FinetuneResult r;
-  r.plan = plan_finetune(pretrained, train_set->class_names(), opts, warn);
+  r.plan = plan_finetune(pretrained, train_set->class_names(), opts, warn, train_set->input_shape());
   Trainer trainer(r.plan.model, r.plan.meta, r.plan.train);
   r.train = trainer.fit(train_set, val, test);
   return r;

@@ -24,8 +24,15 @@ class Transform {
 };
 
 /// A sequence of transforms, parsed from and printed as a comma-separated spec:
-///   resize=H[xW]        bilinear resize (antialiased when shrinking)
-///   center-crop=H[xW]   crop the centre
+///   imagenet            preset: resize=256,center-crop=224,normalize=ImageNet mean/std
+///                       (torchvision's ImageNet evaluation transform)
+///   inception           preset: resize=299,center-crop=299,normalize=0.5:0.5 (values in [-1, 1])
+///   resize=N            scale the shorter side to N, the longer to int(N * long / short)
+///   resize=HxW          resize to exactly H x W
+///                       Both are bilinear, antialiased when shrinking, and equal torchvision's
+///                       Resize(..., antialias=True) on float tensors (after ToTensor); the PIL
+///                       path differs by its uint8 rounding (docs/ARCHITECTURE.md).
+///   center-crop=H[xW]   crop the centre (offsets rounded as torchvision's CenterCrop)
 ///   random-crop=S[:P]   pad by P (zeros) then crop S x S at a random place
 ///   hflip[=p]           horizontal flip with probability p (default 0.5)
 ///   rgb | gray          channel conversion (gray repeated; RGB to luma)
@@ -53,6 +60,9 @@ class Pipeline {
  private:
   std::vector<std::shared_ptr<const Transform>> steps_;
 };
+
+/// The steps a preset name stands for ("imagenet", "inception"); throws graft::Error otherwise.
+std::string preset_spec(const std::string& name);
 
 /// Converts an image (C,H,W) or batch (N,C,H,W) to `channels` (1 or 3) channels.
 at::Tensor convert_channels(const at::Tensor& x, int64_t channels);

@@ -55,22 +55,28 @@ struct TransferRun {
   int64_t labels_per_class = 0, train_size = 0, dim = 0;
   uint64_t seed = 0;
   double C = 0, accuracy = 0, fit_seconds = 0;
+  /// Mean k-fold cross-validated accuracy on the labelled training images at the chosen C
+  /// (no test label involved): what chooses the layer.
+  double cv_accuracy = 0;
 };
 
 /// Mean and spread of one (layer, budget) over seeds.
 struct TransferCell {
   std::string layer;
   int64_t labels_per_class = 0;
-  double mean = 0, std = 0;  ///< accuracy in [0,1]; std is the sample std (0 for one seed)
+  double mean = 0, std = 0;  ///< test accuracy in [0,1]; std is the sample std (0 for one seed)
+  double cv_mean = 0;        ///< mean cross-validated training accuracy over seeds
   int64_t n = 0;
 };
 
 struct TransferResult {
   std::vector<TransferRun> runs;
   std::vector<TransferCell> cells;
-  /// For each budget, the layer with the highest mean accuracy.
+  /// For each budget, the layer chosen by cross-validation: the highest mean CV accuracy
+  /// on the labelled training images over seeds. Never chosen on test accuracy.
   std::vector<std::pair<int64_t, std::string>> best;
-  /// The layer-by-budget table (mean ± std in %), best per budget marked with '*'.
+  /// The layer-by-budget table of test accuracy (mean ± std in %) with the mean CV
+  /// accuracy beside it; the layer CV chose per budget is marked with '*'.
   std::string table() const;
   nlohmann::json to_json() const;
   std::string to_csv() const;
@@ -79,8 +85,10 @@ struct TransferResult {
 /// Extracts test features once and, for each budget and seed, draws the labelled
 /// subset of `train`, extracts its features and fits one classifier per layer.
 /// The pseudo-layer "input" (raw pixels, always flattened) gives the pixel baseline.
-/// `progress` receives one line per fitted run. When `deploy` is non-null it receives
-/// the classifier of the best layer at the largest budget (first seed).
+/// `progress` receives one line per fitted run. Every classifier is cross-validated on its
+/// labelled training images (with a given C too: then the grid is that C alone). When
+/// `deploy` is non-null it receives the classifier of the layer chosen by cross-validation
+/// at the largest budget (first seed); test accuracy never enters that choice.
 TransferResult run_offtheshelf(models::BackbonePtr model, const io::ModelMeta& meta, const data::DatasetPtr& train,
                                const data::DatasetPtr& test, const TransferOptions& opts,
                                const std::function<void(const std::string&)>& progress = {},

@@ -46,6 +46,8 @@ class CutModel : public Backbone {
 
   const BackbonePtr& base() const { return base_; }
   size_t kept_layers() const { return keep_; }
+  /// True when the head globally averages a spatial input (else it flattens it).
+  bool head_avg() const;
   /// What rebuilds this structure (base arch, kept layers, head, input shape), for checkpoints.
   nlohmann::json config() const;
 

@@ -9,6 +9,9 @@
 namespace torch::jit {
 struct Module;
 }
+namespace graft::io {
+struct ModelMeta;
+}
 
 namespace graft::models {
 
@@ -36,8 +39,23 @@ BackbonePtr create_model(const std::string& arch, const std::vector<int64_t>& in
 /// Throws graft::Error naming the file and how to export one when loading fails.
 BackbonePtr load_torchscript(const std::string& path);
 
-/// Wraps an already loaded TorchScript module (path is used in messages only).
-BackbonePtr wrap_torchscript(const torch::jit::Module& module, const std::string& path);
+/// Wraps an already loaded TorchScript module (path is used in messages only). `extra`
+/// is the JSON text of its graft.json extra file ("" when it has none).
+BackbonePtr wrap_torchscript(const torch::jit::Module& module, const std::string& path, const std::string& extra = "");
+
+/// The graft.json extra file carried inside a TorchScript model ("" for none or native
+/// models): {"preprocess": spec, "input_shape": [C,H,W], "class_names": [...], ...}.
+/// scripts/convert_tfjs.py and `graft export` write it.
+std::string torchscript_meta(const Backbone& b);
+/// Its "preprocess" entry, or "" when absent.
+std::string torchscript_preprocess(const Backbone& b);
+
+/// Writes b as one TorchScript file that Python's torch.jit.load runs (eval mode),
+/// with meta's preprocessing, input shape and class names in its graft.json extra file.
+/// Works for TorchScript models and for a TorchScript base cut and given a new head
+/// (the head becomes a scripted child "head"; graft's flatten between children is kept).
+/// Throws graft::Error for native zoo models and native bases, which graft cannot express.
+void export_torchscript(const Backbone& b, const io::ModelMeta& meta, const std::string& path);
 
 /// For TorchScript models: an inference-only copy whose children are frozen and
 /// optimised by libtorch (torch::jit::optimize_for_inference: constants folded,

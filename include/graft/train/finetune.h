@@ -44,9 +44,12 @@ struct FinetunePlan {
 /// Requires: pretrained.model is not itself a cut model (fine-tune the original, or resume).
 /// Throws graft::Error for an unknown cut layer, a single-layer model, or a bad policy;
 /// `warn` receives policy warnings (rules matching no layer).
+/// data_shape (one example of the training data, may be empty) sizes the head on what the
+/// model really receives after the input pipeline (a carried preprocessing may resize).
 FinetunePlan plan_finetune(const models::OpenedModel& pretrained, const std::vector<std::string>& class_names,
                            const FinetuneOptions& opts,
-                           const std::function<void(const std::string&)>& warn = {});
+                           const std::function<void(const std::string&)>& warn = {},
+                           const std::vector<int64_t>& data_shape = {});
 
 /// What fine_tune() returns.
 struct FinetuneResult {
