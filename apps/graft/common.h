@@ -61,5 +61,6 @@ void add_adapt(CLI::App& app);
 void add_pretrain(CLI::App& app);
 void add_semisup(CLI::App& app);
 void add_study(CLI::App& app);
+void add_launch(CLI::App& app);  ///< graft launch and graft dist-check (cmd_launch.cpp)
 
 }  // namespace graft::cli

@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   graft::cli::add_predict(app);
   graft::cli::add_data(app);
   graft::cli::add_demo(app);
+  graft::cli::add_launch(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
