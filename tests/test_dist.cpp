@@ -284,13 +284,29 @@ TEST(DistRanks, AllreduceAndBroadcastOverTcpStore) {
     at::Tensor b = at::full({3}, static_cast<double>(10 + r), at::kDouble);
     ctx.broadcast(b, /*root=*/1);
     auto names = ctx.exchange("name", "r" + std::to_string(r));
+    auto sums = dist::sum_over_ranks(ctx, {1.5, static_cast<double>(r)});
     ctx.finish();
-    return values(t) + "|" + values(b) + "|" + names[0] + names[1];
+    return values(t) + "|" + values(b) + "|" + names[0] + names[1] + "|" + values(at::tensor(sums));
   });
   for (int r = 0; r < 2; ++r) {
     EXPECT_EQ(res[r].code, 0) << res[r].message;
-    EXPECT_EQ(res[r].message, "0,3,6,9,12,15|11,11,11|r0r1") << "rank " << r;
+    EXPECT_EQ(res[r].message, "0,3,6,9,12,15|11,11,11|r0r1|3,1") << "rank " << r;
   }
+}
+
+TEST(DistEnv, OneProcessContextIsANoOpAndResumeChecksTheWorldSize) {
+  Context ctx;  // no environment: one process, no store
+  EXPECT_FALSE(ctx.distributed());
+  at::Tensor t = at::ones({3});
+  ctx.allreduce_sum(t);
+  ctx.barrier();
+  EXPECT_TRUE(t.eq(1).all().item<bool>());
+  EXPECT_EQ(dist::sum_over_ranks(ctx, {2.0}), std::vector<double>{2.0});
+  EXPECT_EQ(error_of([&] { dist::check_resume_world_size(ctx, 1, "run/checkpoint.ckpt"); }), "");
+  EXPECT_EQ(error_of([&] { dist::check_resume_world_size(ctx, 2, "run/checkpoint.ckpt"); }),
+            "run/checkpoint.ckpt was written by a run of WORLD_SIZE=2 and this run has WORLD_SIZE=1: --resume needs "
+            "the same world size (each rank's shard and the batch of a step depend on it); restart with 2 rank(s) "
+            "or start a new run in another --out folder");
 }
 
 TEST(DistRanks, AllreduceOverFileStore) {

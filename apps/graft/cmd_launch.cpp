@@ -11,11 +11,13 @@
 #include <cstdlib>
 #include <iomanip>
 #include <iostream>
+#include <sstream>
 
 #include "common.h"
 #include "graft/core/check.h"
 #include "graft/dist/data_parallel.h"
 #include "graft/dist/launch.h"
+#include "graft/models/zoo.h"
 
 namespace graft::cli {
 
@@ -28,14 +30,68 @@ std::string self_exe() {
   return std::string(buf, static_cast<size_t>(n));
 }
 
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+// Times data-parallel training steps of a zoo model on random data: forward+backward
+// ("compute") and the gradient averaging, once after backward and once overlapped with it.
+// Every rank runs the same steps; rank 0 prints. One process: compute alone (the baseline).
+void step_benchmark(dist::Context& ctx, const std::string& arch, int64_t batch, int steps) {
+  const auto shape = default_input_shape(arch);
+  auto model = models::create_model(arch, shape, /*num_classes=*/10, /*seed=*/1);
+  model->train(true);
+  std::vector<at::Tensor> params;
+  int64_t numel = 0;
+  for (auto& [name, p] : model->named_parameters())
+    if (p.requires_grad()) params.push_back(p), numel += p.numel();
+  dist::broadcast_tensors(ctx, params);
+  std::vector<int64_t> xs{batch};
+  xs.insert(xs.end(), shape.begin(), shape.end());
+  at::manual_seed(10 + static_cast<uint64_t>(ctx.rank()));
+  const at::Tensor x = at::randn(xs), y = at::randint(0, 10, {batch}, at::kLong);
+  std::ostringstream report;
+  report << std::fixed << std::setprecision(2) << "dist-check: " << arch << ", " << numel << " parameters ("
+         << numel * 4.0 / (1 << 20) << " MiB of gradients), batch " << batch << " per rank, " << ctx.world_size()
+         << " rank(s), " << at::get_num_threads() << " thread(s) each, median of " << steps << " steps:";
+  for (bool overlap : {false, true}) {
+    dist::GradientAverager avg(ctx, params, dist::GradientAveragerOptions().overlap_(overlap));
+    std::vector<double> compute, wait;
+    for (int s = 0; s < steps + 2; ++s) {  // two warm-up steps
+      for (auto& p : params) p.mutable_grad() = at::Tensor();
+      auto t0 = std::chrono::steady_clock::now();
+      avg.prepare();
+      at::cross_entropy_loss(model->forward(x), y).backward();
+      auto t1 = std::chrono::steady_clock::now();
+      avg.finish();
+      auto t2 = std::chrono::steady_clock::now();
+      if (s < 2) continue;
+      compute.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+      wait.push_back(std::chrono::duration<double, std::milli>(t2 - t1).count());
+    }
+    if (!ctx.distributed()) {
+      report << " compute " << median(compute) << " ms/step";
+      break;
+    }
+    report << (overlap ? "; overlapped: backward " : " averaging after backward: compute ") << median(compute)
+           << " ms + " << (overlap ? "wait " : "allreduce ") << median(wait) << " ms/step";
+  }
+  ctx.barrier();
+  if (ctx.is_main()) std::cout << report.str() << std::endl;
+}
+
 // graft dist-check: joins the run described by the torchrun environment, checks that an
 // allreduce gives the right sum and times allreduces of one bucket's size.
 void add_dist_check(CLI::App& app) {
   struct Opts {
+    Common common;
     double mb = 25;
     int steps = 10;
     double timeout = 60;
     int exit_rank = -1;
+    std::string model;
+    int64_t batch = 32;
   };
   auto o = std::make_shared<Opts>();
   auto* sub = app.add_subcommand("dist-check",
@@ -45,10 +101,15 @@ void add_dist_check(CLI::App& app) {
   sub->add_option("--timeout", o->timeout, "seconds a collective may wait for the other ranks")
       ->check(CLI::Range(1.0, 86400.0))
       ->capture_default_str();
+  sub->add_option("--model", o->model, "also time training steps of this zoo model (e.g. dann_mnist, resnet20)");
+  sub->add_option("--batch", o->batch, "batch size per rank for --model")->check(CLI::Range(1, 65536))->capture_default_str();
   // Fault injection for the test suite: this rank exits with code 3 once it has joined.
   sub->add_option("--exit-rank", o->exit_rank, "")->group("");
+  add_common(*sub, o->common);
   sub->callback([o] {
+    apply_common(o->common);
     dist::Context ctx(dist::env_from_process(), dist::ContextOptions().timeout_s_(o->timeout));
+    if (!o->model.empty()) step_benchmark(ctx, o->model, o->batch, o->steps);
     if (!ctx.distributed()) {
       std::cout << "dist-check: one process (WORLD_SIZE unset or 1): nothing to check" << std::endl;
       return;

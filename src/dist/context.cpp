@@ -469,6 +469,28 @@ void Context::finish() {
   impl_->finished = true;
 }
 
+Context& process_context(const std::string& device) {
+  static std::mutex mu;
+  static Context* ctx = nullptr;  // never destroyed: static destructors run in no useful order
+  std::lock_guard<std::mutex> lk(mu);
+  const std::string backend = device.rfind("cuda", 0) == 0 ? "nccl" : "gloo";
+  if (!ctx) {
+    ContextOptions o;
+    o.backend = backend;
+    if (const char* t = std::getenv("GRAFT_DIST_TIMEOUT"); t && *t) {
+      char* end = nullptr;
+      o.timeout_s = std::strtod(t, &end);
+      GRAFT_CHECK(end && *end == 0 && o.timeout_s >= 1 && o.timeout_s <= 86400, "GRAFT_DIST_TIMEOUT='", t,
+                  "' is not a number of seconds in [1, 86400]");
+    }
+    ctx = new Context(env_from_process(), o);
+  }
+  GRAFT_CHECK(!ctx->distributed() || ctx->options().backend == backend, "this process joined the run with backend ",
+              ctx->options().backend, "; a later training asks for ", backend, " (--device ", device,
+              "): use one device per process");
+  return *ctx;
+}
+
 std::string Context::diagnose(const std::string& what) {
   if (!distributed()) return what;
   return impl_->diagnose(what);

@@ -99,6 +99,20 @@ void check_same_config(Context& ctx, const nlohmann::json& config) {
   }
 }
 
+std::vector<double> sum_over_ranks(Context& ctx, std::vector<double> values) {
+  if (!ctx.distributed() || values.empty()) return values;
+  at::Tensor t = at::tensor(values, at::kDouble);
+  ctx.allreduce_sum(t);
+  return std::vector<double>(t.data_ptr<double>(), t.data_ptr<double>() + t.numel());
+}
+
+void check_resume_world_size(const Context& ctx, int64_t saved_world, const std::string& checkpoint) {
+  GRAFT_CHECK(saved_world == ctx.world_size(), checkpoint, " was written by a run of WORLD_SIZE=", saved_world,
+              " and this run has WORLD_SIZE=", ctx.world_size(), ": --resume needs the same world size (each rank's ",
+              "shard and the batch of a step depend on it); restart with ", saved_world,
+              " rank(s) or start a new run in another --out folder");
+}
+
 // ---------------------------------------------------------------------------------------
 // GradientAverager
 

@@ -132,6 +132,13 @@ class Context {
   std::unique_ptr<Impl> impl_;
 };
 
+/// The process's Context, built on first use from the torchrun environment (one process when
+/// it is unset) with backend "nccl" for a cuda device and "gloo" otherwise, and the collective
+/// timeout from GRAFT_DIST_TIMEOUT (seconds, default 300). It lives until the process exits,
+/// so that one process can run several trainings (a study) in the same group.
+/// Throws graft::Error for a bad environment, or when a later call asks for another backend.
+Context& process_context(const std::string& device = "cpu");
+
 /// A short, stable 64-bit hash (FNV-1a) of text, as 16 hex digits.
 std::string hash_text(const std::string& text);
 

@@ -34,6 +34,15 @@ std::vector<at::Tensor> batchnorm_stats(const std::vector<std::pair<std::string,
 /// The hash is of config.dump(); the text itself also goes through the store (to name keys).
 void check_same_config(Context& ctx, const nlohmann::json& config);
 
+/// Sums each value over the ranks (e.g. an epoch's loss sum, correct count and example count,
+/// so that rank 0's record describes all the data). One process: unchanged.
+std::vector<double> sum_over_ranks(Context& ctx, std::vector<double> values);
+
+/// Throws graft::Error unless a checkpoint written by a run of `saved_world` ranks is resumed
+/// by `ctx.world_size()` ranks: the data order and the batch per step depend on it, so a
+/// resume with another world size would not continue the same run.
+void check_resume_world_size(const Context& ctx, int64_t saved_world, const std::string& checkpoint);
+
 /// How gradients are averaged.
 struct GradientAveragerOptions {
   /// Bucket capacity in bytes (PyTorch DDP's default: 25 MiB). One parameter larger than this
