@@ -55,6 +55,8 @@ void step_benchmark(dist::Context& ctx, const std::string& arch, int64_t batch, 
   report << std::fixed << std::setprecision(2) << "dist-check: " << arch << ", " << numel << " parameters ("
          << numel * 4.0 / (1 << 20) << " MiB of gradients), batch " << batch << " per rank, " << ctx.world_size()
          << " rank(s), " << at::get_num_threads() << " thread(s) each, median of " << steps << " steps:";
+  nlohmann::json row = {{"arch", arch}, {"world", ctx.world_size()}, {"batch_per_rank", batch},
+                        {"threads", at::get_num_threads()}, {"grad_mib", numel * 4.0 / (1 << 20)}};
   for (bool overlap : {false, true}) {
     dist::GradientAverager avg(ctx, params, dist::GradientAveragerOptions().overlap_(overlap));
     std::vector<double> compute, wait;
@@ -72,13 +74,16 @@ void step_benchmark(dist::Context& ctx, const std::string& arch, int64_t batch, 
     }
     if (!ctx.distributed()) {
       report << " compute " << median(compute) << " ms/step";
+      row["compute_ms"] = median(compute);
       break;
     }
+    row[overlap ? "overlap_backward_ms" : "compute_ms"] = median(compute);
+    row[overlap ? "overlap_wait_ms" : "allreduce_ms"] = median(wait);
     report << (overlap ? "; overlapped: backward " : " averaging after backward: compute ") << median(compute)
            << " ms + " << (overlap ? "wait " : "allreduce ") << median(wait) << " ms/step";
   }
   ctx.barrier();
-  if (ctx.is_main()) std::cout << report.str() << std::endl;
+  if (ctx.is_main()) std::cout << report.str() << "\n" << row.dump() << std::endl;
 }
 
 // graft dist-check: joins the run described by the torchrun environment, checks that an
