@@ -62,6 +62,12 @@ TEST(DistEnv, ReadsTorchrunVariables) {
   EXPECT_EQ(e.local_world_size, 2);
   EXPECT_EQ(e.master_addr, "10.0.0.1");
   EXPECT_EQ(e.master_port, 29500);
+  EXPECT_FALSE(e.agent_store);
+  Env t = dist::parse_env(lookup_of({{"WORLD_SIZE", "2"}, {"RANK", "0"}, {"MASTER_ADDR", "127.0.0.1"},
+                                     {"MASTER_PORT", "29500"}, {"TORCHELASTIC_USE_AGENT_STORE", "True"},
+                                     {"TORCHELASTIC_RESTART_COUNT", "2"}}));
+  EXPECT_TRUE(t.agent_store);
+  EXPECT_EQ(t.restart_count, 2);
   // LOCAL_RANK defaults to RANK on one machine.
   Env d = dist::parse_env(
       lookup_of({{"WORLD_SIZE", "2"}, {"RANK", "1"}, {"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", "1234"}}));
@@ -585,6 +591,20 @@ TEST(DistLaunch, DeadRankStopsTheRunWithItsExitCode) {
   EXPECT_NE(r.out.find("graft launch: rank 1 exited with code 3"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("graft: error: distributed run stopped on rank 0: rank 1 stopped"), std::string::npos) << r.out;
   EXPECT_LT(s, 20) << "rank 0 stopped on its own, before the grace period ran out";
+}
+
+TEST(DistLaunch, TorchrunStartsGraftUnchanged) {
+  if (!std::filesystem::exists("/usr/bin/torchrun")) GTEST_SKIP() << "no /usr/bin/torchrun (Debian python3-torch)";
+  TempDir logs;
+  // Debian's torchrun (torch 1.13, Python 3.11) cannot parse its default "-r 0 -t 0" (an IntFlag
+  // change in 3.11 hides Std.NONE); "-r 1 -t 1" sends each rank's stdout to a file and the console.
+  const int port = dist::free_port("127.0.0.1");
+  auto r = run("GRAFT_NO_BLAS_WARNING=1 /usr/bin/torchrun --nproc_per_node 2 --no_python -r 1 -t 1 --log_dir " +
+               logs.path() + " --master_port " + std::to_string(port) + " " + graft_bin() +
+               " dist-check --mb 0.1 --steps 2");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("dist-check: 2 ranks joined at 127.0.0.1:" + std::to_string(port)), std::string::npos)
+      << r.out;
 }
 
 TEST(DistLaunch, BadInvocationsAreOneLine) {

@@ -97,6 +97,9 @@ Env parse_env(const EnvLookup& lookup) {
   }
   if (addr) e.master_addr = *addr;
   if (port) e.master_port = parse_int("MASTER_PORT", *port, 1, 65535);
+  e.agent_store = lookup("TORCHELASTIC_USE_AGENT_STORE").value_or("") == "True";
+  if (auto rc = lookup("TORCHELASTIC_RESTART_COUNT"); rc && e.agent_store)
+    e.restart_count = parse_int("TORCHELASTIC_RESTART_COUNT", *rc, 0, 1 << 30);
   return e;
 }
 
@@ -237,8 +240,13 @@ Context::Context(Env env, ContextOptions opts) : env_(std::move(env)), opts_(std
     impl_->store->setTimeout(timeout);
     impl_->hb_store = impl_->store;
   } else {
-    impl_->store = tcp_store(env_, /*server=*/env_.rank == 0, timeout);
+    impl_->store = tcp_store(env_, /*server=*/env_.rank == 0 && !env_.agent_store, timeout);
     impl_->hb_store = tcp_store(env_, /*server=*/false, timeout);
+    if (env_.agent_store) {
+      const std::string prefix = str("/worker/attempt_", env_.restart_count);
+      impl_->store = c10::make_intrusive<c10d::PrefixStore>(prefix, impl_->store);
+      impl_->hb_store = c10::make_intrusive<c10d::PrefixStore>(prefix, impl_->hb_store);
+    }
   }
   impl_->start_heartbeat();
   impl_->join();
@@ -324,6 +332,7 @@ std::string Context::Impl::who_stopped(double stale_s) {
     }
   } catch (const std::exception&) {
     if (env.rank == 0) return "";
+    if (env.agent_store) return str("the store at ", where(env), " (torchrun's agent hosts it) is gone");
     return str("rank 0 stopped (the store it hosted at ", where(env), " is gone)");
   }
   return "";

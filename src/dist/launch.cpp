@@ -81,7 +81,8 @@ std::vector<std::string> rank_env(int r, const LaunchOptions& o, int port) {
   std::vector<std::string> env;
   for (char** e = environ; *e; ++e) {
     std::string kv = *e;
-    bool replaced = false;
+    // A launch started under torchrun must not make its ranks look for torchrun's store.
+    bool replaced = kv.rfind("TORCHELASTIC_", 0) == 0;
     for (auto& [k, v] : vars) replaced = replaced || kv.rfind(k + "=", 0) == 0;
     if (!replaced) env.push_back(kv);
   }

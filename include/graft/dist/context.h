@@ -28,6 +28,11 @@ struct Env {
   int64_t local_world_size = 1;
   std::string master_addr;
   int64_t master_port = 0;
+  /// Under torchrun (TORCHELASTIC_USE_AGENT_STORE=True) the elastic agent already hosts the
+  /// TCPStore at MASTER_ADDR:MASTER_PORT: every rank connects as a client and works under the
+  /// prefix /worker/attempt_<TORCHELASTIC_RESTART_COUNT>, as torch.distributed does.
+  bool agent_store = false;
+  int64_t restart_count = 0;
   /// True when more than one process takes part.
   bool distributed() const { return world_size > 1; }
 };
