@@ -649,6 +649,19 @@ TEST(DistLaunch, DeadRankStopsTheRunWithItsExitCode) {
   EXPECT_LT(s, 20) << "rank 0 stopped on its own, before the grace period ran out";
 }
 
+TEST(DistLaunch, RanksThatDoNotStopAreKilledAfterTheGrace) {
+  // Rank 0 needs about 3 s to name the dead rank (its heartbeat must go stale); with a grace of
+  // 0.5 s launch terminates it first.
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = cli("launch --nproc 2 --grace 0.5 -- dist-check --mb 0.1 --steps 100000 --exit-rank 1");
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(r.code, 3) << r.out;
+  EXPECT_NE(r.out.find("graft launch: rank 1 exited with code 3; the others get 0.5 s to stop"), std::string::npos)
+      << r.out;
+  EXPECT_EQ(r.out.find("distributed run stopped on rank 0"), std::string::npos) << r.out;
+  EXPECT_LT(s, 15);
+}
+
 TEST(DistLaunch, TorchrunStartsGraftUnchanged) {
   if (!std::filesystem::exists("/usr/bin/torchrun")) GTEST_SKIP() << "no /usr/bin/torchrun (Debian python3-torch)";
   TempDir logs;
