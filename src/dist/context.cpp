@@ -156,6 +156,10 @@ struct Context::Impl {
   /// has not changed for stale_s, or rank 0 when the store it hosts is gone. "" when none has.
   std::string who_stopped(double stale_s);
   std::string diagnose(const std::string& what);
+  /// Marks the context failed, publishes `who` (the cause) and returns the one-line message.
+  std::string fail(std::string who, const std::string& what);
+  /// Publishes a failure's cause for the other ranks (the first cause wins). Never throws.
+  void publish(const std::string& cause) noexcept;
 };
 
 /// Thrown inside guarded() when a rank has been seen to stop; already diagnosed.
@@ -347,8 +351,29 @@ std::string Context::Impl::diagnose(const std::string& what) {
     std::this_thread::sleep_for(ms(200));
     who = who_stopped(3 * opts.heartbeat_s);
   }
+  return fail(who, what);
+}
+
+std::string Context::Impl::fail(std::string who, const std::string& what) {
+  failed = true;
   if (who.empty()) who = "no other rank was seen to stop";
-  return str("distributed run stopped on rank ", env.rank, ": ", who, " [", what, "]");
+  publish(who);
+  return str("distributed run stopped on rank ", env.rank, ": ", who, what.empty() ? "" : " [" + what + "]");
+}
+
+void Context::Impl::publish(const std::string& cause) noexcept {
+  try {
+    // The first cause wins: later ones are usually its consequences.
+    if (store->add("graft/abort_n", 1) == 1) store->set("graft/abort", bytes(cause));
+    store->add("graft/failed", 1);
+    if (env.rank != 0) return;
+    // Rank 0 hosts the store: give the others (all but one dead rank) time to read the cause,
+    // or they could only report that the store is gone.
+    const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(opts.heartbeat_timeout_s);
+    while (store->add("graft/failed", 0) < env.world_size - 1 && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(ms(50));
+  } catch (...) {
+  }
 }
 
 void Context::Impl::guarded(const std::function<void()>& f) {
@@ -377,8 +402,7 @@ void Context::Impl::wait_work(const c10::intrusive_ptr<c10d::Work>& w) {
       if (!w->isCompleted()) {
         double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         if (std::string who = who_stopped(opts.heartbeat_timeout_s); !who.empty())
-          throw Stopped(str("distributed run stopped on rank ", env.rank, ": ", who, " [waited ",
-                            static_cast<int64_t>(waited), " s in a collective]"));
+          throw Stopped(fail(who, str("waited ", static_cast<int64_t>(waited), " s in a collective")));
         continue;
       }
       throw;
@@ -393,7 +417,7 @@ void Context::Impl::wait_keys(const std::vector<std::string>& keys) {
     if (waited > opts.timeout_s)
       throw Stopped(diagnose(str("waited ", static_cast<int64_t>(waited), " s for the other ranks in the store")));
     if (std::string who = who_stopped(opts.heartbeat_timeout_s); !who.empty())
-      throw Stopped(str("distributed run stopped on rank ", env.rank, ": ", who));
+      throw Stopped(fail(who, ""));
     std::this_thread::sleep_for(ms(20));
   }
 }
@@ -405,7 +429,7 @@ void Context::Impl::wait_count(const std::string& key, int64_t target) {
     if (waited > opts.timeout_s)
       throw Stopped(diagnose(str("waited ", static_cast<int64_t>(waited), " s for the other ranks to finish")));
     if (std::string who = who_stopped(opts.heartbeat_timeout_s); !who.empty())
-      throw Stopped(str("distributed run stopped on rank ", env.rank, ": ", who));
+      throw Stopped(fail(who, ""));
     std::this_thread::sleep_for(ms(20));
   }
 }
@@ -449,19 +473,19 @@ std::vector<std::string> Context::exchange(const std::string& name, const std::s
     impl_->store->set(key(rank()), bytes(value));
     impl_->wait_keys(keys);
     for (auto& k : keys) out.push_back(text(impl_->store->get(k)));
+    // Rank 0 hosts the store: it returns (and may fail and exit on what it read) only once
+    // every rank has read everything.
+    const std::string read = str("graft/x/", id, "/", name, "/read");
+    impl_->store->add(read, 1);
+    if (is_main()) impl_->wait_count(read, world_size());
   });
   return out;
 }
 
 void Context::abort(const std::string& reason) noexcept {
-  if (!distributed() || !impl_ || !impl_->store) return;
+  if (!distributed() || !impl_ || !impl_->store || impl_->failed) return;  // a failure already published
   impl_->failed = true;
-  try {
-    // The first reason wins: later ones are usually consequences of it.
-    if (impl_->store->add("graft/abort_n", 1) == 1)
-      impl_->store->set("graft/abort", bytes(str("rank ", rank(), " failed: ", reason)));
-  } catch (...) {
-  }
+  impl_->publish(str("rank ", rank(), " failed: ", reason));
 }
 
 void Context::finish() {
