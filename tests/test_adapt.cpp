@@ -219,10 +219,11 @@ TEST(Adapt, TradeOffChosenByTheUnsupervisedScoreAndNaNStopsTheRun) {
   auto r = test::cli(base + "--trade-off 0.1,1 --seeds 3 --out " + (d / "grid"));
   ASSERT_EQ(r.code, 0) << r.out;
   std::ifstream js(d / "grid/summary.json");
-  auto run = nlohmann::json::parse(js)["runs"][0];
-  ASSERT_EQ(run["candidates"].size(), 2u);
+  auto summary = nlohmann::json::parse(js);
+  auto run = summary["runs"][0];
+  ASSERT_EQ(summary["grid"].size(), 2u);
   double best = -1e300, best_v = 0;
-  for (auto& c : run["candidates"]) {
+  for (auto& c : summary["grid"]) {
     EXPECT_TRUE(std::filesystem::exists(c["dir"].get<std::string>() + "/model.ckpt"));
     if (c["score"].get<double>() > best) best = c["score"], best_v = c["trade_off"];
   }

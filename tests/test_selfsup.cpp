@@ -144,21 +144,7 @@ TEST(Selfsup, PretrainCliGivesABackboneOtherCommandsTake) {
 }
 
 namespace {
-// Throws once more than `budget` labelled examples have been read: a crash mid-run.
-struct Crashing : data::Dataset {
-  data::DatasetPtr base;
-  int64_t budget = 0;
-  mutable std::atomic<int64_t> calls{0};
-  int64_t size() const override { return base->size(); }
-  data::Example get(int64_t i) const override {
-    if (++calls > budget) throw std::runtime_error("simulated crash");
-    return base->get(i);
-  }
-  std::vector<int64_t> input_shape() const override { return base->input_shape(); }
-  const std::vector<std::string>& class_names() const override { return base->class_names(); }
-  std::vector<int64_t> labels() const override { return base->labels(); }
-  std::string describe() const override { return "crashing"; }
-};
+using test::Crashing;
 }  // namespace
 
 TEST(Selfsup, FixMatchResumesExactlyAndReportsItsPseudoLabels) {

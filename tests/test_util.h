@@ -2,6 +2,12 @@
 // Helpers shared by the tests: temp folders, fixtures, running the CLI.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <stdexcept>
+#include <vector>
+
+#include "graft/data/dataset.h"
+
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
@@ -46,5 +52,22 @@ std::string error_of(const std::function<void()>& f);
 /// Writes a small IDX dataset of n random 8x8 images with labels cycling 0..k-1
 /// (class c images are brighter in row c so a tiny model can learn them).
 void write_toy_idx(const std::string& images, const std::string& labels, int64_t n, int64_t k, uint64_t seed = 0);
+
+/// A dataset that throws std::runtime_error once more than `budget` examples have been
+/// read from it: a crash in the middle of a run, for the resume tests.
+struct Crashing : data::Dataset {
+  data::DatasetPtr base;
+  int64_t budget = 0;
+  mutable std::atomic<int64_t> calls{0};
+  int64_t size() const override { return base->size(); }
+  data::Example get(int64_t i) const override {
+    if (++calls > budget) throw std::runtime_error("simulated crash");
+    return base->get(i);
+  }
+  std::vector<int64_t> input_shape() const override { return base->input_shape(); }
+  const std::vector<std::string>& class_names() const override { return base->class_names(); }
+  std::vector<int64_t> labels() const override { return base->labels(); }
+  std::string describe() const override { return "crashing"; }
+};
 
 }  // namespace graft::test

@@ -1,70 +1,33 @@
+// graft adapt as a library call: a method from the registry as an objective term of the
+// one Trainer, per-epoch label-free scores, and the checkpoint chosen without target labels.
 #include "graft/adapt/adapt.h"
 
 #include <torch/torch.h>
-#include <unistd.h>
 
-#include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
-#include <map>
+#include <limits>
+#include <optional>
 #include <set>
+#include <sstream>
 
 #include "graft/adapt/losses.h"
-#include "graft/analysis/metrics.h"
+#include "graft/adapt/select.h"
 #include "graft/analysis/plot.h"
 #include "graft/core/check.h"
 #include "graft/core/runtime.h"
 #include "graft/data/loader.h"
+#include "graft/data/model_input.h"
 #include "graft/io/files.h"
 #include "graft/train/trainer.h"
 
+namespace fs = std::filesystem;
+
 namespace graft::adapt {
 namespace {
-
-const std::vector<std::string> kMethods = {"source-only", "adabn", "dann", "cdan", "coral", "mmd", "self-train"};
-
-bool has_batchnorm(const models::Backbone& m) {
-  for (auto& [n, b] : m.named_buffers())
-    if (n.size() >= 12 && n.compare(n.size() - 12, 12, "running_mean") == 0) return true;
-  return false;
-}
-
-/// AdaBN (Li et al. 2016): every BatchNorm layer's statistics re-estimated on the target.
-/// The backbone interface exposes buffers, not modules, so the statistics are reset
-/// (mean 0, variance 1, count 0) and re-accumulated by forward passes in training mode
-/// without gradients: layers with a cumulative average get the exact mean over the
-/// batches seen, layers with PyTorch's default momentum 0.1 an exponential average in
-/// which the reset values weigh 0.9^60 < 0.2% after the 60 or more batches run here.
-void reestimate_batchnorm(models::Backbone& m, const data::DatasetPtr& d, const data::Pipeline& pipe, uint64_t seed,
-                          int workers, c10::Device dev) {
-  torch::NoGradGuard ng;
-  for (auto& [n, b] : m.named_buffers()) {
-    auto ends = [&](const std::string& suffix) {
-      return n.size() >= suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0;
-    };
-    if (ends("running_mean") || ends("num_batches_tracked")) b.zero_();
-    if (ends("running_var")) b.fill_(1);
-  }
-  const int64_t bs = std::min<int64_t>(128, d->size());
-  data::Loader l(d, pipe, data::LoaderOptions().batch_size_(bs).seed_(seed).workers_(workers).drop_last_(true));
-  const int64_t want = std::max<int64_t>(60, std::min<int64_t>(l.batches_per_epoch(), 400));
-  const bool was = m.is_training();
-  m.train(true);
-  int64_t done = 0;
-  for (int64_t ep = 0; done < want; ++ep) {
-    l.start_epoch(ep);
-    while (done < want) {
-      auto b = l.next();
-      if (!b) break;
-      m.forward(b->input.to(dev));
-      ++done;
-    }
-  }
-  m.train(was);
-}
-
 
 /// Logits and tap features of a dataset sample, in eval mode without gradients.
 struct Outputs {
@@ -87,18 +50,6 @@ Outputs run_eval(models::Backbone& m, size_t tap, const data::DatasetPtr& d, con
   return {at::cat(f), at::cat(z), at::cat(y)};
 }
 
-std::map<std::string, at::Tensor> snapshot(const models::Backbone& m) {
-  std::map<std::string, at::Tensor> s;
-  for (auto& [n, p] : m.named_parameters()) s[n] = p.detach().clone();
-  for (auto& [n, b] : m.named_buffers()) s[n] = b.detach().clone();
-  return s;
-}
-void restore(models::Backbone& m, const std::map<std::string, at::Tensor>& s) {
-  torch::NoGradGuard ng;
-  for (auto& [n, p] : m.named_parameters()) p.copy_(s.at(n));
-  for (auto& [n, b] : m.named_buffers()) b.copy_(s.at(n));
-}
-
 /// 2-D PCA of the source and target features (shared axes) as two scatter series.
 std::vector<analysis::Series> pca_scatter(const at::Tensor& fs, const at::Tensor& ft) {
   auto x = at::cat({fs, ft}).to(at::kDouble);
@@ -119,13 +70,131 @@ std::vector<analysis::Series> pca_scatter(const at::Tensor& fs, const at::Tensor
   return {s, t};
 }
 
+
+double accuracy_of(const Outputs& o) { return (o.logits.argmax(1) == o.labels).to(at::kDouble).mean().item<double>(); }
+
+/// After every epoch: held-out source accuracy, the label-free target scores, the oracle
+/// target accuracy (reported only), and the checkpoint choice; candidate weights are kept
+/// as files so that a resumed run can still choose them.
+class AdaptObserver : public train::EpochObserver {
+ public:
+  AdaptObserver(const AdaptConfig& cfg, Method& method, const io::ModelMeta& meta, size_t tap,
+                data::DatasetPtr src_val, data::DatasetPtr tgt, data::DatasetPtr tgt_eval, data::DatasetPtr tgt_test)
+      : cfg_(cfg), method_(method), meta_(meta), tap_(tap), src_val_(std::move(src_val)), tgt_(std::move(tgt)),
+        tgt_eval_(std::move(tgt_eval)), tgt_test_(std::move(tgt_test)),
+        selector_(cfg.select, src_val_ && (cfg.select == "im" || cfg.select == "snd") ? cfg.source_tolerance : 0.0) {}
+
+  nlohmann::json on_epoch_end(models::Backbone& m, int64_t epoch) override {
+    const auto dev = m.device();
+    nlohmann::json j;
+    double src = std::nan("");
+    if (src_val_) j["source_val_acc"] = src = accuracy_of(run_eval(m, tap_, src_val_, meta_, cfg_.workers, dev));
+    if (tgt_test_ && cfg_.method == "adabn")  // the same weights with the source's statistics: source-only with BN
+      j["oracle_target_acc_source_bn"] = accuracy_of(run_eval(m, tap_, tgt_test_, meta_, cfg_.workers, dev));
+    method_.before_target_eval(m, tgt_, data::model_input_pipeline(meta_, tgt_->input_shape()),
+                               cfg_.seed + 7 + static_cast<uint64_t>(epoch - 1), cfg_.workers);
+    auto te = run_eval(m, tap_, tgt_eval_, meta_, cfg_.workers, dev);
+    j["target_im"] = information_maximisation(te.logits);
+    j["target_snd"] = soft_neighborhood_density(te.logits);
+    if (tgt_test_) j["oracle_target_acc"] = accuracy_of(run_eval(m, tap_, tgt_test_, meta_, cfg_.workers, dev));
+    const double crit = cfg_.select == "snd" ? j["target_snd"].get<double>() : j["target_im"].get<double>();
+    auto d = selector_.offer(epoch, crit, src);
+    io::ensure_dir(cfg_.out_dir + "/candidates");
+    if (d.keep) io::save_checkpoint(candidate(epoch), m, meta_, nullptr, nullptr);
+    for (auto e : d.drop) fs::remove(candidate(e));
+    method_.after_target_eval(m);
+    j["selected_so_far"] = selector_.best_epoch();
+    if (!cfg_.quiet) print(epoch, j);
+    return j;
+  }
+  nlohmann::json state() const override { return {{"selector", selector_.state()}}; }
+  void restore(const nlohmann::json& s) override { selector_.restore(s.at("selector")); }
+  const CheckpointSelector& selector() const { return selector_; }
+  std::string candidate(int64_t epoch) const { return cfg_.out_dir + "/candidates/epoch-" + std::to_string(epoch) + ".ckpt"; }
+
+ private:
+  void print(int64_t epoch, const nlohmann::json& j) const {
+    std::ostringstream os;
+    os << std::fixed << cfg_.method << " epoch " << epoch << "/" << cfg_.epochs << std::setprecision(2);
+    if (j.contains("source_val_acc")) os << ": source-val " << 100 * j["source_val_acc"].get<double>() << "%";
+    os << std::setprecision(3) << " IM " << j["target_im"].get<double>() << " SND " << j["target_snd"].get<double>();
+    if (j.contains("oracle_target_acc"))
+      os << std::setprecision(2) << " (oracle target " << 100 * j["oracle_target_acc"].get<double>() << "%)";
+    std::cerr << os.str() << std::endl;
+  }
+  const AdaptConfig& cfg_;
+  Method& method_;
+  const io::ModelMeta& meta_;
+  size_t tap_;
+  data::DatasetPtr src_val_, tgt_, tgt_eval_, tgt_test_;
+  CheckpointSelector selector_;
+};
+
+/// Refuses to resume a run of another configuration, naming the first option that differs.
+void check_same_adapt_config(const std::string& path, const nlohmann::json& now) {
+  if (!fs::exists(path)) return;
+  std::ifstream in(path);
+  nlohmann::json before;
+  try {
+    before = nlohmann::json::parse(in);
+  } catch (const std::exception&) {
+    GRAFT_FAIL(path, " is not valid JSON; remove the folder or choose another --out");
+  }
+  for (auto it = now.begin(); it != now.end(); ++it) {
+    const auto& key = it.key();
+    if (key == "quiet" || key == "workers" || key == "resume" || key == "log_every_s") continue;
+    GRAFT_CHECK(before.contains(key) && before[key] == it.value(), "--resume: this run was started with ",
+                key, " = ", before.contains(key) ? before[key].dump() : "(unset)", " but now ", key, " = ",
+                it.value().dump(), "; use the same options, or a new --out folder");
+  }
+}
+
+/// The per-layer learning-rate multipliers of an adaptation run.
+std::vector<double> adapt_plan(const AdaptConfig& cfg, const Method& method, models::Backbone& m, size_t tap) {
+  const auto& p = cfg.policy;
+  std::vector<double> mult;
+  if (!p.freeze_through.empty() || !p.lr_mult.empty() || p.layer_decay != 1.0) {
+    mult = train::resolve_lr_mults(m, p, [](const std::string& w) { std::cerr << "graft: warning: " << w << "\n"; });
+  } else {
+    const double b = cfg.backbone_lr_mult >= 0 ? cfg.backbone_lr_mult : cfg.pretrained ? 0.1 : 1.0;
+    mult.assign(m.num_layers(), 1.0);
+    for (size_t i = 0; i <= tap; ++i) mult[i] = b;
+  }
+  method.adjust_plan(mult, tap);
+  return mult;
+}
+
+train::TrainConfig to_train_config(const AdaptConfig& cfg) {
+  train::TrainConfig t;
+  t.epochs = cfg.epochs;
+  t.batch_size = cfg.batch_size;
+  t.optimizer = cfg.optimizer;
+  t.lr = cfg.lr;
+  t.momentum = 0.9;
+  t.weight_decay = cfg.weight_decay;
+  t.schedule = cfg.schedule == "dann" ? "inv" : "constant";
+  t.seed = cfg.seed;
+  t.device = cfg.device;
+  t.workers = cfg.workers;
+  t.out_dir = cfg.out_dir;
+  t.resume = cfg.resume;
+  t.checkpoint_every = cfg.checkpoint_every;
+  t.log_every_s = cfg.log_every_s;
+  t.quiet = cfg.quiet;
+  t.drop_last = true;
+  t.cache = "off";
+  return t;
+}
+
 }  // namespace
 
 void AdaptConfig::validate() const {
-  check_choice("method", method, kMethods);
+  const auto& info = find_method(method);
   check_choice("optimizer", optimizer, {"sgd", "adam"});
   check_choice("schedule", schedule, {"dann", "constant"});
   check_choice("select", select, {"snd", "im", "source-val", "last"});
+  GRAFT_CHECK(!info.source_free || select != "source-val", "--select source-val needs source data, which the "
+              "source-free method '", method, "' never reads; use im, snd or last");
   GRAFT_CHECK(epochs >= 1 && epochs <= 100000, "--epochs must be in [1, 100000], got ", epochs);
   GRAFT_CHECK(batch_size >= 2 && batch_size <= 65536, "--batch-size must be in [2, 65536], got ", batch_size);
   GRAFT_CHECK(std::isfinite(lr) && lr > 0 && lr <= 10, "--lr must be in (0, 10], got ", lr);
@@ -135,11 +204,17 @@ void AdaptConfig::validate() const {
   GRAFT_CHECK(std::isfinite(lambda_gamma) && lambda_gamma > 0 && lambda_gamma <= 100,
               "--lambda-gamma must be in (0, 100], got ", lambda_gamma);
   GRAFT_CHECK(threshold > 0 && threshold <= 1, "--threshold must be in (0, 1], got ", threshold);
+  GRAFT_CHECK(std::isfinite(temperature) && temperature > 0 && temperature <= 100,
+              "--temperature must be in (0, 100], got ", temperature);
+  GRAFT_CHECK(std::isfinite(margin) && margin > 0 && margin <= 100, "--margin must be in (0, 100], got ", margin);
   GRAFT_CHECK(source_val > 0 && source_val < 1, "--source-val must be in (0, 1), got ", source_val);
   GRAFT_CHECK(disc_hidden >= 1 && disc_hidden <= 65536, "--disc-hidden must be in [1, 65536]");
   GRAFT_CHECK(source_tolerance >= 0 && source_tolerance <= 1, "--source-tolerance must be in [0, 1], got ",
               source_tolerance);
+  GRAFT_CHECK(backbone_lr_mult == -1 || (std::isfinite(backbone_lr_mult) && backbone_lr_mult >= 0),
+              "--backbone-lr-mult must be >= 0, got ", backbone_lr_mult);
   GRAFT_CHECK(eval_examples >= 10, "--eval-examples must be >= 10");
+  GRAFT_CHECK(checkpoint_every >= 0, "--checkpoint-every must be >= 0");
   GRAFT_CHECK(!out_dir.empty(), "--out is required");
   parse_device(device);
 }
@@ -148,7 +223,224 @@ nlohmann::json AdaptConfig::to_json() const {
   return {{"method", method},       {"tap", tap},           {"epochs", epochs},         {"batch_size", batch_size},
           {"optimizer", optimizer}, {"lr", lr},             {"schedule", schedule},     {"weight_decay", weight_decay},
           {"trade_off", trade_off}, {"lambda_gamma", lambda_gamma}, {"disc_hidden", disc_hidden},
-          {"threshold", threshold}, {"source_val", source_val}, {"select", select}, {"source_tolerance", source_tolerance}, {"seed", seed}};
+          {"threshold", threshold}, {"temperature", temperature}, {"margin", margin}, {"source_val", source_val},
+          {"select", select},       {"source_tolerance", source_tolerance}, {"eval_examples", eval_examples},
+          {"backbone_lr_mult", backbone_lr_mult}, {"pretrained", pretrained},
+          {"freeze_through", policy.freeze_through}, {"lr_mult", policy.lr_mult}, {"layer_decay", policy.layer_decay},
+          {"seed", seed}, {"device", device}, {"checkpoint_every", checkpoint_every}};
+}
+
+MethodOptions AdaptConfig::method_options() const {
+  MethodOptions o;
+  o.trade_off = trade_off;
+  o.lambda_gamma = lambda_gamma;
+  o.disc_hidden = disc_hidden;
+  o.threshold = threshold;
+  o.temperature = temperature;
+  o.margin = margin;
+  return o;
+}
+
+namespace {
+
+/// After the choice: proxy A-distance and embedding of the selected model, the
+/// near-chance guard, model.ckpt and result.json.
+void finish_adapt(const AdaptConfig& cfg, models::Backbone& m, const io::ModelMeta& meta, size_t tap,
+                  const std::string& tap_name, const data::DatasetPtr& src_val, const data::DatasetPtr& tgt_eval,
+                  AdaptResult& res) {
+  const auto dev = m.device();
+  const int64_t K = meta.num_classes();
+  if (src_val) {
+    auto s = run_eval(m, tap, src_val, meta, cfg.workers, dev);
+    auto t = run_eval(m, tap, tgt_eval, meta, cfg.workers, dev);
+    const int64_t ne = std::min<int64_t>(500, std::min(s.features.size(0), t.features.size(0)));
+    res.pad_after = proxy_a_distance(s.features.narrow(0, 0, ne), t.features.narrow(0, 0, ne), cfg.seed);
+    analysis::Panel pa;
+    pa.title = "selected epoch " + std::to_string(res.selected_epoch) + " of " + cfg.method + " (PCA of " + tap_name + ")";
+    pa.xlabel = "PC 1";
+    pa.ylabel = "PC 2";
+    pa.series = pca_scatter(s.features.narrow(0, 0, ne), t.features.narrow(0, 0, ne));
+    io::write_text_atomically(cfg.out_dir + "/embedding.svg", analysis::svg_chart({pa}));
+    // Guardrail: a model that has not learnt the source task says nothing about adaptation.
+    const double chance = 1.0 / static_cast<double>(K);
+    if (res.selected_source_acc >= 0 && res.selected_source_acc < std::min(0.99, 1.5 * chance + 0.05)) {
+      res.near_chance = true;
+      std::cerr << "graft: warning: held-out source accuracy of the selected epoch is "
+                << 100 * res.selected_source_acc << "%, near chance (" << 100 * chance << "% for " << K
+                << " classes): the model has not learnt the source task, and its adapted result is not meaningful. "
+                   "Train longer, raise --lr or lower --trade-off\n";
+    }
+  }
+  res.model_path = cfg.out_dir + "/model.ckpt";
+  io::save_checkpoint(res.model_path, m, meta, nullptr, nullptr);
+  nlohmann::json r = {{"config", cfg.to_json()},          {"tap", tap_name},
+                      {"selected_epoch", res.selected_epoch}, {"selected_by", cfg.select},
+                      {"selected_score", res.selected_score}, {"pad_before", res.pad_before},
+                      {"pad_after", res.pad_after},       {"model", res.model_path},
+                      {"near_chance", res.near_chance}};
+  if (res.selected_source_acc >= 0) r["selected_source_acc"] = res.selected_source_acc;
+  if (res.selected_target_acc >= 0)
+    r["oracle"] = {{"note", "target test labels, never used for any choice"},
+                   {"selected_target_acc", res.selected_target_acc},
+                   {"last_target_acc", res.last_target_acc},
+                   {"best_epoch_target_acc", res.oracle_best_acc}};
+  io::write_text_atomically(cfg.out_dir + "/result.json", r.dump(2) + "\n");
+}
+
+}  // namespace
+
+namespace {
+
+void check_domains(const MethodInfo& info, const models::Backbone& model, const io::ModelMeta& meta,
+                   const data::DatasetPtr& source, const data::DatasetPtr& target) {
+  GRAFT_CHECK(target && target->size() > 0, "the target set is empty: adaptation needs unlabelled target examples");
+  GRAFT_CHECK(info.source_free || (source && source->size() > 0), "the source set is empty");
+  GRAFT_CHECK(!info.needs_batchnorm || has_batchnorm(model), "--method ", info.name, " needs BatchNorm layers, but "
+              "model '", meta.arch, "' has no BatchNorm layer; use one that has (dann_mnist_bn, resnet8, resnet20, mlp_bn, most "
+              "TorchScript CNNs) or another --method");
+  if (!source) return;
+  auto ss = source->input_shape(), ts = target->input_shape();
+  GRAFT_CHECK(ss.size() == ts.size() && (ss.size() != 3 || (ss[1] == ts[1] && ss[2] == ts[2])) &&
+                  (ss.size() == 3 || ss == ts),
+              "source examples have shape ", at::IntArrayRef(ss), " but target examples ", at::IntArrayRef(ts),
+              "; give both the same size (e.g. a resize view) before adapting");
+  GRAFT_CHECK(ss.size() != 3 || ss[0] == ts[0] || meta.input_shape.size() == 3,
+              "source and target have different channels");
+}
+
+/// A finished run's result.json read back (with --resume a finished run is not redone).
+std::optional<AdaptResult> finished_run(const AdaptConfig& cfg) {
+  const std::string path = cfg.out_dir + "/result.json";
+  if (!cfg.resume || !fs::exists(path)) return std::nullopt;
+  std::ifstream in(path);
+  auto j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.contains("selected_epoch")) return std::nullopt;
+  AdaptResult r;
+  r.reused = true;
+  r.selected_epoch = j["selected_epoch"].get<int64_t>();
+  r.selected_score = j.value("selected_score", 0.0);
+  r.pad_before = j.value("pad_before", -1.0);
+  r.pad_after = j.value("pad_after", -1.0);
+  r.selected_source_acc = j.value("selected_source_acc", -1.0);
+  r.near_chance = j.value("near_chance", false);
+  r.model_path = j.value("model", cfg.out_dir + "/model.ckpt");
+  if (j.contains("oracle")) {
+    r.selected_target_acc = j["oracle"].value("selected_target_acc", -1.0);
+    r.last_target_acc = j["oracle"].value("last_target_acc", -1.0);
+    r.oracle_best_acc = j["oracle"].value("best_epoch_target_acc", -1.0);
+  }
+  return r;
+}
+
+/// The proxy A-distance of tap features before training, kept in the run folder so that
+/// a resumed run reports the same figure.
+double pad_before(const AdaptConfig& cfg, models::Backbone& m, size_t tap, const data::DatasetPtr& src,
+                  const data::DatasetPtr& tgt, const io::ModelMeta& meta) {
+  const std::string path = cfg.out_dir + "/pad_before.json";
+  if (cfg.resume && fs::exists(path)) {
+    std::ifstream in(path);
+    auto j = nlohmann::json::parse(in, nullptr, false);
+    if (!j.is_discarded() && j.contains("pad_before")) return j["pad_before"].get<double>();
+  }
+  if (!src) return -1;
+  auto s = run_eval(m, tap, src, meta, cfg.workers, m.device());
+  auto t = run_eval(m, tap, tgt, meta, cfg.workers, m.device());
+  GRAFT_CHECK(torch::isfinite(s.logits).all().item<bool>(), "the source set gives NaN or infinite outputs before "
+              "any training: its inputs contain NaN/inf values; fix or drop those examples");
+  GRAFT_CHECK(torch::isfinite(t.logits).all().item<bool>(), "the target set gives NaN or infinite outputs before "
+              "any training: its inputs contain NaN/inf values; fix or drop those examples");
+  const int64_t ne = std::min<int64_t>(500, std::min(s.features.size(0), t.features.size(0)));
+  const double pad = proxy_a_distance(s.features.narrow(0, 0, ne), t.features.narrow(0, 0, ne), cfg.seed);
+  io::write_text_atomically(path, nlohmann::json({{"pad_before", pad}}).dump() + "\n");
+  return pad;
+}
+
+/// The per-epoch history of an adaptation run, from the trainer's records.
+std::vector<AdaptEpoch> adapt_history(const train::TrainResult& tr) {
+  std::vector<AdaptEpoch> h;
+  for (const auto& r : tr.history) {
+    AdaptEpoch e;
+    e.epoch = r.epoch;
+    e.loss_cls = r.train_loss;
+    e.loss_adapt = std::max(0.0, r.extra_loss);
+    e.lr = r.lr;
+    e.seconds = r.seconds;
+    e.domain_acc = r.extra.value("domain_acc", -1.0);
+    e.lambda = r.extra.value("lambda", 0.0);
+    e.source_val_acc = r.extra.value("source_val_acc", -1.0);
+    e.target_im = r.extra.value("target_im", 0.0);
+    e.target_snd = r.extra.value("target_snd", 0.0);
+    e.target_acc = r.extra.value("oracle_target_acc", -1.0);
+    e.target_acc_source_bn = r.extra.value("oracle_target_acc_source_bn", -1.0);
+    h.push_back(e);
+  }
+  return h;
+}
+
+}  // namespace
+
+AdaptResult run_adapt(models::BackbonePtr model, const io::ModelMeta& meta, const data::DatasetPtr& source,
+                      const data::DatasetPtr& target, const data::DatasetPtr& target_test, const AdaptConfig& cfg) {
+  cfg.validate();
+  const auto& info = find_method(cfg.method);
+  check_domains(info, *model, meta, info.source_free ? nullptr : source, target);
+  io::ensure_dir(cfg.out_dir);
+  if (cfg.resume) check_same_adapt_config(cfg.out_dir + "/adapt.json", cfg.to_json());
+  if (auto done = finished_run(cfg)) {
+    if (!cfg.quiet) std::cerr << "graft: " << cfg.out_dir << " holds a finished run: reusing its result\n";
+    return *done;
+  }
+  io::write_text_atomically(cfg.out_dir + "/adapt.json", cfg.to_json().dump(2) + "\n");
+  const auto dev = parse_device(cfg.device);
+  model->to(dev);
+  const std::string tap_name = cfg.tap.empty() ? default_tap(*model) : cfg.tap;
+  const size_t tap = model->layer_index(tap_name);
+  GRAFT_CHECK(tap + 1 < model->num_layers(), "--tap '", tap_name, "' is the last layer; tap a layer below the classifier");
+  bool target_labelled = false;
+  for (auto y : target->labels()) target_labelled |= y >= 0;
+  if (target_labelled)
+    std::cerr << "graft: note: the target training set has labels; adaptation ignores them (only --target-test "
+                 "gives oracle numbers)\n";
+  auto tgt = data::unlabelled(target);
+  auto tgt_eval = data::take(tgt, cfg.eval_examples);
+  data::DatasetPtr src_train, src_val;
+  if (!info.source_free) std::tie(src_train, src_val) = data::split(source, cfg.source_val, cfg.seed);
+  GRAFT_CHECK(tgt->size() >= cfg.batch_size, "the target set has ", tgt->size(), " examples, fewer than --batch-size (",
+              cfg.batch_size, ")");
+  GRAFT_CHECK(!src_train || src_train->size() >= cfg.batch_size, "the source training split has ", 
+              src_train ? src_train->size() : 0, " examples, fewer than --batch-size (", cfg.batch_size, ")");
+  AdaptResult res;
+  res.pad_before = pad_before(cfg, *model, tap, src_val, tgt_eval, meta);
+
+  auto method = info.make(cfg.method_options());
+  auto tc = to_train_config(cfg);
+  tc.layer_lr_mult = adapt_plan(cfg, *method, *model, tap);
+  train::Trainer trainer(model, meta, tc);
+  trainer.set_tap(tap_name);
+  if (method->has_term()) trainer.add_term(method);
+  if (auto keep = method->param_filter(*model)) trainer.set_param_filter(keep);
+  if (info.source_free || method->forwards_paired()) trainer.set_paired(tgt, cfg.batch_size, cfg.seed + 1);
+  if (info.source_free) trainer.set_labelled_loss(false);
+  auto observer = std::make_shared<AdaptObserver>(cfg, *method, meta, tap, src_val, tgt, tgt_eval, target_test);
+  trainer.set_observer(observer);
+  auto tr = trainer.fit(src_train, nullptr, nullptr);
+  res.history = adapt_history(tr);
+
+  // The choice, made without target labels; its weights were kept as a candidate file.
+  const auto& sel = observer->selector();
+  res.selected_epoch = sel.best_epoch();
+  res.selected_score = sel.best_score();
+  GRAFT_CHECK(res.selected_epoch > 0, "adapt: no epoch could be selected (internal error)");
+  io::copy_weights(*io::load_checkpoint(observer->candidate(res.selected_epoch)).model, *model);
+  const auto& chosen = res.history.at(static_cast<size_t>(res.selected_epoch - 1));
+  res.selected_source_acc = chosen.source_val_acc;
+  if (chosen.target_acc >= 0) {
+    res.selected_target_acc = chosen.target_acc;
+    res.last_target_acc = res.history.back().target_acc;
+    for (const auto& e : res.history) res.oracle_best_acc = std::max(res.oracle_best_acc, e.target_acc);
+  }
+  finish_adapt(cfg, *model, meta, tap, tap_name, src_val, tgt_eval, res);
+  return res;
 }
 
 std::string default_tap(const models::Backbone& m) {
@@ -180,281 +472,6 @@ double information_maximisation(const at::Tensor& logits) {
   double diversity = -(mean * (mean + 1e-12).log()).sum().item<double>();
   double ent = -(p * (p + 1e-12).log()).sum(1).mean().item<double>();
   return diversity - ent;
-}
-
-AdaptResult run_adapt(models::BackbonePtr model, const io::ModelMeta& meta, const data::DatasetPtr& source,
-                      const data::DatasetPtr& target, const data::DatasetPtr& target_test, const AdaptConfig& cfg) {
-  cfg.validate();
-  GRAFT_CHECK(source && source->size() > 0, "the source set is empty");
-  GRAFT_CHECK(target && target->size() > 0, "the target set is empty: adaptation needs unlabelled target examples");
-  auto ss = source->input_shape(), ts = target->input_shape();
-  GRAFT_CHECK(ss.size() == ts.size() && (ss.size() != 3 || (ss[1] == ts[1] && ss[2] == ts[2])) &&
-                  (ss.size() == 3 || ss == ts),
-              "source examples have shape ", at::IntArrayRef(ss), " but target examples ", at::IntArrayRef(ts),
-              "; give both the same size (e.g. a resize view) before adapting");
-  GRAFT_CHECK(ss.size() != 3 || ss[0] == ts[0] || meta.input_shape.size() == 3,
-              "source and target have different channels");
-  const auto dev = parse_device(cfg.device);
-  io::ensure_dir(cfg.out_dir);
-  model->to(dev);
-  const std::string tap_name = cfg.tap.empty() ? default_tap(*model) : cfg.tap;
-  const size_t tap = model->layer_index(tap_name);
-  const size_t L = model->num_layers();
-  GRAFT_CHECK(tap + 1 < L, "--tap '", tap_name, "' is the last layer; tap a layer below the classifier");
-  const int64_t K = meta.num_classes();
-  const bool adabn = cfg.method == "adabn";
-  GRAFT_CHECK(!adabn || has_batchnorm(*model), "--method adabn re-estimates BatchNorm statistics on the target, but model '",
-              meta.arch, "' has no BatchNorm layer; use one that has (dann_mnist_bn, resnet8, resnet20, mlp_bn, most "
-              "TorchScript CNNs) or another --method");
-
-  bool target_labelled = false;
-  for (auto y : target->labels()) target_labelled |= y >= 0;
-  if (target_labelled)
-    std::cerr << "graft: note: the target training set has labels; adaptation ignores them (only --target-test "
-                 "gives oracle numbers)\n";
-  auto tgt = data::unlabelled(target);
-  auto [src_train, src_val] = data::split(source, cfg.source_val, cfg.seed);
-  auto tgt_eval = data::take(tgt, cfg.eval_examples);
-  auto pipe_s = train::input_pipeline(meta, ss), pipe_t = train::input_pipeline(meta, ts);
-
-  torch::manual_seed(cfg.seed);
-  // Feature width at the tap, from one source example.
-  int64_t F = 0;
-  {
-    torch::NoGradGuard ng;
-    model->train(false);
-    auto b = src_train->get_batch({0});
-    F = model->forward_range(pipe_s.apply_batch(b.input).to(dev), 0, tap + 1).flatten(1).size(1);
-  }
-  Discriminator disc(cfg.method == "cdan" ? F * K : F, cfg.disc_hidden, 2, 0.5);
-  disc->to(dev);
-  std::vector<torch::Tensor> params;
-  for (auto& [n, p] : model->named_parameters()) params.push_back(p);
-  if (cfg.method == "dann" || cfg.method == "cdan")
-    for (auto& p : disc->parameters()) params.push_back(p);
-  std::unique_ptr<torch::optim::Optimizer> opt;
-  if (cfg.optimizer == "sgd")
-    opt = std::make_unique<torch::optim::SGD>(params,
-                                              torch::optim::SGDOptions(cfg.lr).momentum(0.9).weight_decay(cfg.weight_decay));
-  else
-    opt = std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(cfg.lr).weight_decay(cfg.weight_decay));
-
-  data::Loader ls(src_train, pipe_s, data::LoaderOptions().batch_size_(cfg.batch_size).seed_(cfg.seed).workers_(cfg.workers).drop_last_(true));
-  data::Loader lt(tgt, pipe_t, data::LoaderOptions().batch_size_(cfg.batch_size).seed_(cfg.seed + 1).workers_(cfg.workers).drop_last_(true));
-  GRAFT_CHECK(ls.batches_per_epoch() > 0, "the source training split has fewer than --batch-size (", cfg.batch_size,
-              ") examples");
-  GRAFT_CHECK(lt.batches_per_epoch() > 0, "the target set has fewer than --batch-size (", cfg.batch_size, ") examples");
-  const int64_t steps = ls.batches_per_epoch(), total = steps * cfg.epochs;
-  int64_t t_epoch = 0;
-  lt.start_epoch(t_epoch);
-
-  AdaptResult res;
-  auto before_s = run_eval(*model, tap, src_val, meta, cfg.workers, dev);
-  auto before_t = run_eval(*model, tap, tgt_eval, meta, cfg.workers, dev);
-  GRAFT_CHECK(torch::isfinite(before_s.logits).all().item<bool>(), "the source set gives NaN or infinite outputs "
-              "before any training: its inputs contain NaN/inf values; fix or drop those examples");
-  GRAFT_CHECK(torch::isfinite(before_t.logits).all().item<bool>(), "the target set gives NaN or infinite outputs "
-              "before any training: its inputs contain NaN/inf values; fix or drop those examples");
-  const int64_t ne = std::min<int64_t>(500, std::min(before_s.features.size(0), before_t.features.size(0)));
-  res.pad_before = proxy_a_distance(before_s.features.narrow(0, 0, ne), before_t.features.narrow(0, 0, ne), cfg.seed);
-
-  std::ofstream metrics(cfg.out_dir + "/metrics.jsonl", std::ios::trunc);
-  GRAFT_CHECK(metrics, cfg.out_dir, "/metrics.jsonl: cannot write");
-  // Checkpoint candidates: epochs within cfg.source_tolerance of the best held-out source
-  // accuracy so far, thinned to those no other candidate beats on both the criterion and
-  // the source accuracy (the only ones that can still be chosen).
-  struct Candidate {
-    int64_t epoch;
-    double crit, source_val;
-    std::map<std::string, at::Tensor> w;
-  };
-  std::vector<Candidate> cands;
-  double best_src = -std::numeric_limits<double>::infinity();
-  const double tol = (cfg.select == "snd" || cfg.select == "im") ? cfg.source_tolerance : 0.0;
-  int64_t step_g = 0;
-  const bool uses_target = cfg.method != "source-only" && !adabn;
-  for (int64_t epoch = 0; epoch < cfg.epochs; ++epoch) {
-    auto t0 = std::chrono::steady_clock::now();
-    ls.start_epoch(epoch);
-    double sum_cls = 0, sum_ad = 0, sum_dacc = 0, lambda = 0, lr = cfg.lr;
-    int64_t n = 0, n_d = 0;
-    while (auto bs = ls.next()) {
-      auto bt = lt.next();
-      if (!bt) {
-        lt.start_epoch(++t_epoch);
-        bt = lt.next();
-      }
-      const double p = static_cast<double>(step_g) / static_cast<double>(total);
-      lr = cfg.schedule == "dann" ? dann_lr(p, cfg.lr) : cfg.lr;
-      for (auto& g : opt->param_groups()) g.options().set_lr(lr);
-      lambda = cfg.trade_off * dann_lambda(p, cfg.lambda_gamma);
-      model->train(true);
-      disc->train(true);
-      auto xs = bs->input.to(dev), ys = bs->label.to(dev), xt = bt->input.to(dev);
-      const int64_t ns = xs.size(0);
-      // Source-only and AdaBN never look at the target while training: forwarding it would
-      // also mix target batches into the BatchNorm statistics the classifier learns under.
-      auto f = model->forward_range(uses_target ? at::cat({xs, xt}) : xs, 0, tap + 1);
-      auto z = model->forward_range(f, tap + 1, L);
-      auto fv = f.flatten(1);
-      auto cls = torch::nn::functional::cross_entropy(z.narrow(0, 0, ns), ys);
-      at::Tensor ad = torch::zeros({}, cls.options());
-      const auto fs = fv.narrow(0, 0, ns), ft = fv.narrow(0, ns, fv.size(0) - ns);
-      if (cfg.method == "dann") {
-        auto r = domain_adversarial_loss(disc, fs, ft, lambda);
-        ad = r.loss;
-        sum_dacc += r.domain_acc, ++n_d;
-      } else if (cfg.method == "cdan") {
-        auto g = torch::softmax(z, 1).detach();
-        auto h = torch::bmm(g.unsqueeze(2), fv.unsqueeze(1)).flatten(1);
-        auto w = 1.0 + torch::exp(-(-(g * (g + 1e-12).log()).sum(1)));
-        auto ws = w.narrow(0, 0, ns), wt = w.narrow(0, ns, w.size(0) - ns);
-        w = at::cat({ws / ws.mean(), wt / wt.mean()});
-        auto logits = disc->forward(grad_reverse(h, lambda));
-        auto labels = at::cat({torch::zeros({ns}, logits.options()), torch::ones({fv.size(0) - ns}, logits.options())});
-        ad = torch::binary_cross_entropy_with_logits(logits, labels, w);
-        sum_dacc += ((logits > 0).to(labels.dtype()) == labels).to(at::kDouble).mean().item<double>(), ++n_d;
-      } else if (cfg.method == "coral") {
-        ad = cfg.trade_off * coral_loss(fs, ft);
-      } else if (cfg.method == "mmd") {
-        ad = cfg.trade_off * mmd_loss(fs, ft);
-      } else if (cfg.method == "self-train" && p >= 0.3) {
-        auto zt = z.narrow(0, ns, z.size(0) - ns);
-        auto prob = torch::softmax(zt, 1).detach();
-        auto top = prob.max(1);
-        auto mask = std::get<0>(top) >= cfg.threshold;
-        if (mask.any().item<bool>())
-          ad = cfg.trade_off * torch::nn::functional::cross_entropy(zt.index({mask}), std::get<1>(top).index({mask}));
-      }
-      auto loss = cls + ad;
-      double lv = loss.item<double>();
-      if (!std::isfinite(lv)) {
-        const bool bad_s = !torch::isfinite(xs).all().item<bool>(), bad_t = !torch::isfinite(xt).all().item<bool>();
-        GRAFT_CHECK(!bad_s && !bad_t, "a ", bad_s ? "source" : "target", " batch at epoch ", epoch + 1, " step ",
-                    step_g + 1, " contains NaN or infinite input values, and the loss became ", lv,
-                    "; fix or drop those examples");
-      }
-      GRAFT_CHECK(std::isfinite(lv), "the ", cfg.method, " loss became ", lv, " at epoch ", epoch + 1, " step ",
-                  step_g + 1, " (classification ", cls.item<double>(), ", adaptation ", ad.item<double>(),
-                  "): the discriminator or the features diverged. Lower --lr (now ", cfg.lr, ") or --trade-off (now ",
-                  cfg.trade_off, ")");
-      opt->zero_grad();
-      loss.backward();
-      opt->step();
-      sum_cls += cls.item<double>() * ns, sum_ad += ad.item<double>() * ns, n += ns;
-      ++step_g;
-    }
-    const double train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const int64_t epoch_steps = step_g - epoch * steps;
-    AdaptEpoch e;
-    e.epoch = epoch + 1;
-    e.loss_cls = sum_cls / n;
-    e.loss_adapt = sum_ad / n;
-    e.domain_acc = n_d ? sum_dacc / n_d : -1;
-    e.lambda = lambda;
-    e.lr = lr;
-    auto sv = run_eval(*model, tap, src_val, meta, cfg.workers, dev);
-    e.source_val_acc = (sv.logits.argmax(1) == sv.labels).to(at::kDouble).mean().item<double>();
-    std::map<std::string, at::Tensor> source_stats;
-    if (adabn) {
-      if (target_test) {  // oracle of the same weights with the source statistics: source-only with BatchNorm
-        auto tt = run_eval(*model, tap, target_test, meta, cfg.workers, dev);
-        e.target_acc_source_bn = (tt.logits.argmax(1) == tt.labels).to(at::kDouble).mean().item<double>();
-      }
-      source_stats = snapshot(*model);
-      reestimate_batchnorm(*model, tgt, pipe_t, cfg.seed + 7 + static_cast<uint64_t>(epoch), cfg.workers, dev);
-    }
-    auto te = run_eval(*model, tap, tgt_eval, meta, cfg.workers, dev);
-    e.target_im = information_maximisation(te.logits);
-    e.target_snd = soft_neighborhood_density(te.logits);
-    if (target_test) {
-      auto tt = run_eval(*model, tap, target_test, meta, cfg.workers, dev);
-      e.target_acc = (tt.logits.argmax(1) == tt.labels).to(at::kDouble).mean().item<double>();
-    }
-    e.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    res.history.push_back(e);
-    double crit = cfg.select == "im"           ? e.target_im
-                  : cfg.select == "snd"        ? e.target_snd
-                  : cfg.select == "source-val" ? e.source_val_acc
-                                               : static_cast<double>(e.epoch);
-    if (cfg.select == "last" || cfg.select == "source-val") {
-      // one candidate: the latest epoch, or the first with the best source accuracy
-      if (cands.empty() || crit > cands[0].crit) cands.assign(1, {e.epoch, crit, e.source_val_acc, snapshot(*model)});
-    } else {
-      best_src = std::max(best_src, e.source_val_acc);
-      const double floor = best_src - tol - 1e-12;
-      cands.erase(std::remove_if(cands.begin(), cands.end(), [&](const Candidate& c) { return c.source_val < floor; }),
-                  cands.end());
-      const bool dominated = std::any_of(cands.begin(), cands.end(), [&](const Candidate& c) {
-        return c.crit >= crit && c.source_val >= e.source_val_acc;
-      });
-      if (e.source_val_acc >= floor && !dominated) {
-        cands.erase(std::remove_if(cands.begin(), cands.end(),
-                                   [&](const Candidate& c) { return crit > c.crit && e.source_val_acc >= c.source_val; }),
-                    cands.end());
-        cands.push_back({e.epoch, crit, e.source_val_acc, snapshot(*model)});  // adabn: with the target's statistics
-      }
-    }
-    if (adabn) restore(*model, source_stats);  // training goes on with the source statistics
-    nlohmann::json line = {{"epoch", e.epoch},       {"loss_cls", e.loss_cls},   {"loss_adapt", e.loss_adapt},
-                           {"lambda", e.lambda},     {"lr", e.lr},               {"source_val_acc", e.source_val_acc},
-                           {"target_im", e.target_im}, {"target_snd", e.target_snd}, {"seconds", e.seconds},
-                           {"train_seconds", train_seconds}, {"steps", epoch_steps}};
-    if (e.domain_acc >= 0) line["domain_acc"] = e.domain_acc;
-    if (e.target_acc >= 0) line["oracle_target_acc"] = e.target_acc;
-    if (e.target_acc_source_bn >= 0) line["oracle_target_acc_source_bn"] = e.target_acc_source_bn;
-    metrics << line.dump() << "\n";
-    metrics.flush();
-    if (!cfg.quiet) {
-      std::ostringstream os;
-      os << std::fixed << std::setprecision(4) << cfg.method << " epoch " << e.epoch << "/" << cfg.epochs << " cls "
-         << e.loss_cls << " adapt " << e.loss_adapt << std::setprecision(3) << " lambda " << e.lambda;
-      if (e.domain_acc >= 0) os << " domain-acc " << std::setprecision(1) << 100 * e.domain_acc << "%";
-      os << std::setprecision(2) << " source-val " << 100 * e.source_val_acc << "% IM " << std::setprecision(3)
-         << e.target_im << " SND " << e.target_snd;
-      if (e.target_acc >= 0) os << " (oracle target " << std::setprecision(2) << 100 * e.target_acc << "%)";
-      os << " " << std::setprecision(1) << e.seconds << "s";
-      std::cerr << os.str() << std::endl;
-    }
-  }
-  auto after_s = run_eval(*model, tap, src_val, meta, cfg.workers, dev);
-  if (adabn) reestimate_batchnorm(*model, tgt, pipe_t, cfg.seed + 7 + static_cast<uint64_t>(cfg.epochs), cfg.workers, dev);
-  auto after_t = run_eval(*model, tap, tgt_eval, meta, cfg.workers, dev);
-  res.pad_after = proxy_a_distance(after_s.features.narrow(0, 0, ne), after_t.features.narrow(0, 0, ne), cfg.seed);
-  analysis::Panel pb, pa;
-  pb.title = "before adaptation (PCA of " + tap_name + ")";
-  pa.title = "after " + cfg.method;
-  pb.xlabel = pa.xlabel = "PC 1";
-  pb.ylabel = pa.ylabel = "PC 2";
-  pb.series = pca_scatter(before_s.features.narrow(0, 0, ne), before_t.features.narrow(0, 0, ne));
-  pa.series = pca_scatter(after_s.features.narrow(0, 0, ne), after_t.features.narrow(0, 0, ne));
-  io::write_text_atomically(cfg.out_dir + "/embedding.svg", analysis::svg_chart({pb, pa}));
-  // The choice: the highest criterion among the candidates left, the earliest on ties.
-  GRAFT_CHECK(!cands.empty(), "adapt: no epoch could be selected (internal error)");
-  const Candidate* best = &cands[0];
-  for (const auto& c : cands)
-    if (c.crit > best->crit || (c.crit == best->crit && c.epoch < best->epoch)) best = &c;
-  res.selected_epoch = best->epoch;
-  res.selected_score = best->crit;
-  if (!res.history.empty() && res.history.back().target_acc >= 0) {
-    res.last_target_acc = res.history.back().target_acc;
-    for (const auto& e : res.history) res.oracle_best_acc = std::max(res.oracle_best_acc, e.target_acc);
-    res.selected_target_acc = res.history[static_cast<size_t>(res.selected_epoch - 1)].target_acc;
-  }
-  restore(*model, best->w);
-  res.model_path = cfg.out_dir + "/model.ckpt";
-  io::save_checkpoint(res.model_path, *model, meta, nullptr, nullptr);
-  nlohmann::json r = {{"config", cfg.to_json()}, {"tap", tap_name}, {"selected_epoch", res.selected_epoch},
-                      {"selected_by", cfg.select}, {"selected_score", res.selected_score}, {"pad_before", res.pad_before}, {"pad_after", res.pad_after},
-                      {"model", res.model_path}};
-  if (res.selected_target_acc >= 0) {
-    r["oracle"] = {{"note", "target test labels, never used for any choice"},
-                   {"selected_target_acc", res.selected_target_acc},
-                   {"last_target_acc", res.last_target_acc},
-                   {"best_epoch_target_acc", res.oracle_best_acc}};
-  }
-  io::write_text_atomically(cfg.out_dir + "/result.json", r.dump(2) + "\n");
-  return res;
 }
 
 }  // namespace graft::adapt

@@ -8,10 +8,10 @@
 
 #include "graft/core/check.h"
 #include "graft/data/loader.h"
+#include "graft/data/model_input.h"
 #include "graft/io/files.h"
 #include "graft/io/npy.h"
 #include "graft/models/zoo.h"
-#include "graft/train/trainer.h"
 
 namespace graft::features {
 at::Tensor pool(const at::Tensor& act, const std::string& how) {
@@ -126,7 +126,7 @@ at::Tensor FeatureExtractor::concatenated(const at::Tensor& x, std::vector<int64
 namespace {
 /// The dataset in its own order, batched and preprocessed for the model.
 data::Loader in_order(const io::ModelMeta& meta, const data::DatasetPtr& dataset, const ExtractOptions& opts) {
-  return data::Loader(dataset, train::input_pipeline(meta, dataset->input_shape()),
+  return data::Loader(dataset, data::model_input_pipeline(meta, dataset->input_shape()),
                       data::LoaderOptions().batch_size_(opts.batch_size).shuffle_(false).workers_(opts.workers));
 }
 }  // namespace

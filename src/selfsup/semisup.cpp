@@ -6,6 +6,7 @@
 #include <cmath>
 #include <iostream>
 
+#include "graft/adapt/objectives.h"
 #include "graft/core/check.h"
 #include "graft/core/runtime.h"
 #include "graft/data/loader.h"
@@ -66,9 +67,9 @@ struct UnlabelledTerm {
       torch::NoGradGuard ng;
       logits_w = m.forward(bw->input.to(dev));
     }
-    auto prob = torch::softmax(logits_w, 1);
-    auto [conf, pl] = prob.max(1);
-    auto mask = (conf >= o.threshold).to(prob.dtype());
+    auto pseudo = adapt::confident_pseudo_labels(logits_w, o.threshold);
+    const auto& pl = pseudo.labels;
+    auto mask = pseudo.mask.to(logits_w.dtype());
     at::Tensor logits_s;
     if (strong) {
       auto bs = strong->next();
@@ -81,7 +82,7 @@ struct UnlabelledTerm {
         logits_s, pl, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
     if (stats) {
       stats->unlabelled_seen += bw->size();
-      auto keep = conf >= o.threshold;
+      const auto& keep = pseudo.mask;
       stats->confident += keep.sum().item<int64_t>();
       auto y = bw->label.to(dev);
       auto known = keep & (y >= 0);

@@ -1,7 +1,12 @@
+// The one training engine: a labelled loss, objective terms, a paired unlabelled
+// stream, a layer plan, checkpoints with exact resume, early stopping and progress.
 #include "graft/train/trainer.h"
 
 #include <torch/torch.h>
 #include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
 
 #include <chrono>
 #include <cmath>
@@ -18,8 +23,11 @@
 #include "graft/core/check.h"
 #include "graft/core/runtime.h"
 #include "graft/data/loader.h"
+#include "graft/data/model_input.h"
 #include "graft/io/files.h"
 #include "graft/models/zoo.h"
+#include "graft/train/l2sp.h"
+#include "prefix_cache.h"
 
 namespace fs = std::filesystem;
 
@@ -36,7 +44,6 @@ std::string fmt_duration(double s) {
   return os.str();
 }
 
-/// One parameter group per learning-rate multiplier.
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& cfg,
                                                         std::vector<torch::optim::OptimizerParamGroup> groups) {
   GRAFT_CHECK(!groups.empty(), "nothing to train: every parameter is frozen");
@@ -47,83 +54,6 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& cfg,
     return std::make_unique<torch::optim::Adam>(groups, torch::optim::AdamOptions(cfg.lr).weight_decay(cfg.weight_decay));
   return std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(cfg.lr).weight_decay(cfg.weight_decay));
 }
-
-void set_lr(torch::optim::Optimizer& opt, double lr, const std::vector<double>& group_mult) {
-  auto& groups = opt.param_groups();
-  for (size_t i = 0; i < groups.size(); ++i) groups[i].options().set_lr(lr * group_mult.at(i));
-}
-
-/// Activations of a frozen prefix for every training example, in memory or in a file.
-class PrefixCache {
- public:
-  void build(models::Backbone& model, size_t prefix, const data::DatasetPtr& ds, const data::Pipeline& pipe,
-             const TrainConfig& cfg, c10::Device dev, const std::string& disk_path) {
-    data::Loader l(ds, pipe, data::LoaderOptions().batch_size_(256).shuffle_(false).workers_(cfg.workers));
-    l.start_epoch(0);
-    torch::NoGradGuard no_grad;
-    int64_t n = ds->size(), row = 0;
-    std::ofstream file;
-    while (auto b = l.next()) {
-      auto h = model.forward_range(b->input.to(dev), 0, prefix).to(at::kCPU).contiguous();
-      if (!labels_.defined()) {
-        shape_ = h.sizes().vec();
-        shape_[0] = n;
-        row_elems_ = h[0].numel();
-        labels_ = at::empty({n}, at::kLong);
-        double mb = static_cast<double>(n * row_elems_) * 4 / (1 << 20);
-        on_disk_ = cfg.cache == "disk" || (cfg.cache == "auto" && mb > static_cast<double>(cfg.cache_memory_mb));
-        if (on_disk_) {
-          path_ = disk_path;
-          file.open(path_, std::ios::binary | std::ios::trunc);
-          GRAFT_CHECK(file, path_, ": cannot write the activation cache; free disk space or use --cache memory");
-        } else {
-          mem_ = at::empty(shape_, at::kFloat);
-        }
-      }
-      GRAFT_CHECK(b->index[0].item<int64_t>() == row, "activation cache: examples arrived out of order");
-      auto hf = h.to(at::kFloat);
-      if (on_disk_) file.write(static_cast<const char*>(hf.data_ptr()), hf.numel() * 4);
-      else mem_.narrow(0, row, hf.size(0)).copy_(hf);
-      labels_.narrow(0, row, hf.size(0)).copy_(b->label);
-      row += hf.size(0);
-    }
-    GRAFT_CHECK(row == n, "activation cache: ", row, " of ", n, " examples could be read");
-    if (on_disk_) {
-      file.close();
-      GRAFT_CHECK(file, path_, ": writing the activation cache failed (disk full?)");
-      in_.open(path_, std::ios::binary);
-    }
-  }
-  std::pair<at::Tensor, at::Tensor> rows(const std::vector<int64_t>& idx) {
-    auto index = at::tensor(idx, at::kLong);
-    auto y = labels_.index_select(0, index);
-    if (!on_disk_) return {mem_.index_select(0, index), y};
-    auto shape = shape_;
-    shape[0] = static_cast<int64_t>(idx.size());
-    auto x = at::empty(shape, at::kFloat);
-    auto* dst = static_cast<char*>(x.data_ptr());
-    const int64_t bytes = row_elems_ * 4;
-    for (size_t k = 0; k < idx.size(); ++k) {
-      in_.seekg(idx[k] * bytes);
-      in_.read(dst + static_cast<int64_t>(k) * bytes, bytes);
-    }
-    GRAFT_CHECK(in_, path_, ": reading the activation cache failed");
-    return {x, y};
-  }
-  bool on_disk() const { return on_disk_; }
-  ~PrefixCache() {
-    if (in_.is_open()) in_.close();
-    if (!path_.empty()) std::filesystem::remove(path_);
-  }
-
- private:
-  at::Tensor mem_, labels_;
-  std::vector<int64_t> shape_;
-  int64_t row_elems_ = 0;
-  bool on_disk_ = false;
-  std::string path_;
-  std::ifstream in_;
-};
 
 /// Learning curves (loss and accuracy per epoch, train and validation) as SVG.
 void write_curves(const std::vector<EpochRecord>& h, const std::string& path) {
@@ -140,6 +70,39 @@ void write_curves(const std::vector<EpochRecord>& h, const std::string& path) {
   io::write_text_atomically(path, analysis::svg_chart({{"loss", "epoch", "cross-entropy", loss, {}},
                                                         {"accuracy", "epoch", "accuracy (%)", acc, {}}}));
 }
+
+nlohmann::json record_json(const EpochRecord& r) {
+  return {{"epoch", r.epoch}, {"train_loss", r.train_loss}, {"train_acc", r.train_acc}, {"val_loss", r.val_loss},
+          {"val_acc", r.val_acc}, {"lr", r.lr}, {"seconds", r.seconds}, {"images_per_s", r.images_per_s},
+          {"extra_loss", r.extra_loss}, {"extra", r.extra}};
+}
+
+EpochRecord record_from_json(const nlohmann::json& h) {
+  EpochRecord r;
+  r.epoch = h.value("epoch", int64_t{0});
+  r.train_loss = h.value("train_loss", 0.0);
+  r.train_acc = h.value("train_acc", 0.0);
+  r.val_loss = h.value("val_loss", -1.0);
+  r.val_acc = h.value("val_acc", -1.0);
+  r.lr = h.value("lr", 0.0);
+  r.seconds = h.value("seconds", 0.0);
+  r.images_per_s = h.value("images_per_s", 0.0);
+  r.extra_loss = h.value("extra_loss", -1.0);
+  r.extra = h.value("extra", nlohmann::json::object());
+  return r;
+}
+
+/// A term given as a function of (model, global step, progress).
+class FunctionTerm : public Term {
+ public:
+  FunctionTerm(ExtraLoss f, std::string name) : f_(std::move(f)), name_(std::move(name)) {}
+  std::string name() const override { return name_; }
+  TermOutput loss(StepContext& ctx) override { return {f_(*ctx.model, ctx.global_step, ctx.progress), {}}; }
+
+ private:
+  ExtraLoss f_;
+  std::string name_;
+};
 
 }  // namespace
 
@@ -183,7 +146,8 @@ nlohmann::json TrainConfig::to_json() const {
           {"augment", augment},     {"out_dir", out_dir},         {"checkpoint_every", checkpoint_every},
           {"layer_lr_mult", layer_lr_mult}, {"unfreeze_every", unfreeze_every}, {"adapt_frozen_bn", adapt_frozen_bn},
           {"l2sp_alpha", l2sp_alpha}, {"l2sp_beta", l2sp_beta},   {"pretrained_layers", pretrained_layers},
-          {"patience", patience},   {"cache", cache}};
+          {"patience", patience},   {"cache", cache},             {"drop_last", drop_last},
+          {"freeze_through", policy.freeze_through}, {"lr_mult", policy.lr_mult}, {"layer_decay", policy.layer_decay}};
 }
 
 double lr_factor(const TrainConfig& cfg, double p, double epoch_f) {
@@ -202,16 +166,7 @@ double lr_factor(const TrainConfig& cfg, double p, double epoch_f) {
 }
 
 data::Pipeline input_pipeline(const io::ModelMeta& meta, const std::vector<int64_t>& data_shape) {
-  data::Pipeline p;
-  const auto& m = meta.input_shape;
-  if (m.size() == 3 && data_shape.size() == 3) {
-    if (data_shape[0] != m[0]) p.then(data::Pipeline::parse(m[0] == 3 ? "rgb" : "gray"));
-    if (data_shape[1] != m[1] || data_shape[2] != m[2]) p.then(data::Pipeline::parse(str("resize=", m[1], "x", m[2])));
-  } else {
-    GRAFT_CHECK(data_shape == m, "the data's examples have shape ", at::IntArrayRef(data_shape),
-                " but the model takes ", at::IntArrayRef(m));
-  }
-  return p.then(data::Pipeline::parse(meta.preprocess));
+  return data::model_input_pipeline(meta, data_shape);
 }
 
 Trainer::Trainer(models::BackbonePtr model, io::ModelMeta meta, TrainConfig cfg)
@@ -219,426 +174,596 @@ Trainer::Trainer(models::BackbonePtr model, io::ModelMeta meta, TrainConfig cfg)
   cfg_.validate();
 }
 
-void Trainer::set_extra_loss(ExtraLoss loss, std::string name) {
-  GRAFT_CHECK(static_cast<bool>(loss), "set_extra_loss: empty function");
-  extra_ = std::move(loss);
-  extra_name_ = std::move(name);
+Trainer::~Trainer() = default;
+
+void Trainer::add_term(TermPtr term) {
+  GRAFT_CHECK(term != nullptr, "add_term: null term");
+  terms_.push_back(std::move(term));
 }
 
-TrainResult Trainer::fit(const data::DatasetPtr& train, const data::DatasetPtr& val, const data::DatasetPtr& test) {
-  GRAFT_CHECK(train && train->size() > 0, "the training set is empty");
-  GRAFT_CHECK(train->num_classes() == meta_.num_classes(), "the training set has ", train->num_classes(),
-              " classes but the model outputs ", meta_.num_classes());
-  GRAFT_CHECK(train->num_classes() >= 2, train->describe(), " has a single class; classification needs at least 2");
-  io::ensure_dir(cfg_.out_dir);
-  auto dev = parse_device(cfg_.device);
-  const std::string ckpt = cfg_.out_dir + "/checkpoint.ckpt", prev = cfg_.out_dir + "/checkpoint.prev.ckpt";
-  const std::string metrics_path = cfg_.out_dir + "/metrics.jsonl";
+void Trainer::set_extra_loss(ExtraLoss loss, std::string name) {
+  GRAFT_CHECK(static_cast<bool>(loss), "set_extra_loss: empty function");
+  add_term(std::make_shared<FunctionTerm>(std::move(loss), std::move(name)));
+}
 
-  auto data_shape = train->input_shape();
-  data::Pipeline eval_pipe = input_pipeline(meta_, data_shape);
-  data::Pipeline train_pipe = data::Pipeline::parse(cfg_.augment);
-  train_pipe.then(eval_pipe);
+void Trainer::set_paired(data::DatasetPtr unlabelled, int64_t batch_size, uint64_t seed) {
+  GRAFT_CHECK(unlabelled && unlabelled->size() > 0, "the unlabelled set is empty");
+  GRAFT_CHECK(batch_size >= 1, "the unlabelled batch size must be >= 1");
+  paired_ = data::unlabelled(std::move(unlabelled));
+  paired_batch_ = batch_size;
+  paired_seed_ = seed;
+}
 
-  // Resume: newest readable checkpoint of the same model.
-  int64_t start_epoch = 0, start_step = 0, global_step = 0;
-  std::string resume_from;
-  TrainResult result;
-  nlohmann::json resumed_extra = nlohmann::json::object();
-  GRAFT_CHECK(cfg_.patience < 0 || val, "--patience needs a validation set: give --val or --val-split");
-  if (cfg_.resume) {
-    for (const auto& c : {ckpt, prev}) {
-      if (!fs::exists(c)) continue;
-      try {
-        auto ck = io::load_checkpoint(c, /*restore_rng=*/true);
-        GRAFT_CHECK(ck.has_state, c, " holds no training state");
-        GRAFT_CHECK(ck.meta.arch == meta_.arch && ck.meta.class_names == meta_.class_names &&
-                        ck.meta.input_shape == meta_.input_shape && ck.meta.arch_config == meta_.arch_config,
-                    c, " is a checkpoint of another model (", ck.meta.arch, ", ", ck.meta.num_classes(),
-                    " classes); use another --out folder or drop --resume");
-        io::copy_weights(*ck.model, *model_);
-        start_epoch = ck.state.epoch;
-        start_step = ck.state.step_in_epoch;
-        global_step = ck.state.global_step;
-        for (const auto& h : ck.state.extra.value("history", nlohmann::json::array())) {
-          EpochRecord r;
-          r.epoch = h.value("epoch", 0);
-          r.train_loss = h.value("train_loss", 0.0);
-          r.train_acc = h.value("train_acc", 0.0);
-          r.val_loss = h.value("val_loss", -1.0);
-          r.val_acc = h.value("val_acc", -1.0);
-          r.lr = h.value("lr", 0.0);
-          r.seconds = h.value("seconds", 0.0);
-          r.images_per_s = h.value("images_per_s", 0.0);
-          result.history.push_back(r);
-        }
-        resumed_extra = ck.state.extra;
-        resume_from = c;
-        break;
-      } catch (const Error& e) {
-        if (std::string(e.what()).find("another model") != std::string::npos) throw;
-        std::cerr << "graft: warning: cannot resume from " << c << " (" << e.what() << "); trying an older one\n";
-      }
-    }
-  }
-  model_->to(dev);
+void Trainer::set_tap(const std::string& layer) { tap_ = layer; }
+void Trainer::set_param_filter(std::function<bool(const std::string&)> keep) { keep_ = std::move(keep); }
+void Trainer::set_observer(std::shared_ptr<EpochObserver> observer) { observer_ = std::move(observer); }
+void Trainer::set_labelled_loss(bool on) { labelled_loss_ = on; }
 
-  // Layer policy: a learning-rate multiplier per layer (0 = frozen), gradual unfreezing,
-  // and the frozen prefix that runs without autograd (or once, from a cache).
-  const size_t L = model_->num_layers();
-  std::vector<double> mult = cfg_.layer_lr_mult.empty() ? std::vector<double>(L, 1.0) : cfg_.layer_lr_mult;
-  GRAFT_CHECK(mult.size() == L, "got ", mult.size(), " layer learning-rate multipliers for a model of ", L, " layers");
-  std::vector<std::vector<std::pair<std::string, torch::Tensor>>> layer_params(L);
-  {
-    const auto& names = model_->layer_names();
-    for (auto& [n, p] : model_->named_parameters()) {
-      // A parameter outside every layer (e.g. one set directly on a TorchScript root module)
-      // trains with the top layer.
-      auto it = std::find(names.begin(), names.end(), models::layer_of_param(n));
-      layer_params[it == names.end() ? L - 1 : static_cast<size_t>(it - names.begin())].emplace_back(n, p);
-    }
-  }
-  std::vector<size_t> top_down;  // layers that may train, top first: the order of gradual unfreezing
-  for (size_t i = L; i-- > 0;)
-    if (!layer_params[i].empty() && mult[i] > 0) top_down.push_back(i);
-  GRAFT_CHECK(!top_down.empty(), "nothing to train: every layer with parameters is frozen");
-  auto trainable = [&](size_t i, int64_t epoch) {
-    if (layer_params[i].empty() || mult[i] <= 0) return false;
-    if (cfg_.unfreeze_every <= 0) return true;
-    auto rank = std::find(top_down.begin(), top_down.end(), i) - top_down.begin();
-    return rank <= epoch / cfg_.unfreeze_every;
-  };
-  auto frozen_prefix = [&](int64_t epoch) {  // layers [0, P) hold only frozen or no parameters
-    size_t p = 0;
-    for (size_t i = 0; i < L; ++i) {
-      if (trainable(i, epoch)) break;
-      if (!layer_params[i].empty()) p = i + 1;
-    }
-    return p;
-  };
-  auto apply_policy = [&](int64_t epoch) {
-    for (size_t i = 0; i < L; ++i)
-      for (auto& [n, p] : layer_params[i]) p.set_requires_grad(trainable(i, epoch));
-    model_->train(true);
-    // Frozen layers keep their BatchNorm statistics (unless adapting them); the whole
-    // frozen prefix runs in eval mode so that it is deterministic and cacheable.
-    const size_t P = frozen_prefix(epoch);
-    for (size_t i = 0; i < L; ++i)
-      if ((!layer_params[i].empty() && !trainable(i, epoch)) || i < P) model_->train_layer(i, cfg_.adapt_frozen_bn);
-  };
+/// The state of one fit() call, in named parts.
+struct Trainer::Run {
+  Trainer& t;
+  const TrainConfig& cfg;
+  data::DatasetPtr train, val, test;
+  c10::Device dev = c10::kCPU;
+  std::string ckpt, prev, metrics_path, best_path;
+  data::Pipeline train_pipe, paired_pipe;
+  LayerPlan plan;
+  int64_t tap = -1, feature_width = 0;
+  size_t L = 0;
+  std::unique_ptr<torch::optim::Optimizer> opt;
   std::vector<double> group_mult;
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  {
-    std::map<double, std::vector<torch::Tensor>> by_mult;
-    for (size_t i = 0; i < L; ++i)
-      if (mult[i] > 0)
-        for (auto& [n, p] : layer_params[i]) by_mult[mult[i]].push_back(p);
-    for (auto& [m, ps] : by_mult) {
-      groups.emplace_back(ps);
-      group_mult.push_back(m);
-    }
-  }
-  auto opt = make_optimizer(cfg_, groups);
-  for (const auto& g : opt->param_groups())
-    for (const auto& p : g.params()) result.optimized_params += p.numel();
-
-  // L2-SP: the pretrained weights, kept beside the run so that a resumed run decays towards them too.
-  std::vector<std::pair<torch::Tensor, torch::Tensor>> l2sp_ref;
-  std::vector<torch::Tensor> l2sp_new;
-  if (cfg_.l2sp_alpha > 0 || cfg_.l2sp_beta > 0) {
-    const std::string ref_path = cfg_.out_dir + "/pretrained.ckpt";
-    if (!fs::exists(ref_path)) {
-      GRAFT_CHECK(resume_from.empty(), ref_path, " is missing: an L2-SP run cannot resume without its reference "
-                  "weights; start again in a new --out folder");
-      io::save_checkpoint(ref_path, *model_, meta_, nullptr, nullptr);
-    }
-    auto ref = io::load_checkpoint(ref_path).model->named_parameters();
-    std::map<std::string, torch::Tensor> refm(ref.begin(), ref.end());
-    for (size_t i = 0; i < L; ++i)
-      for (auto& [n, p] : layer_params[i]) {
-        if (mult[i] <= 0) continue;
-        if (static_cast<int64_t>(i) < cfg_.pretrained_layers) {
-          auto it = refm.find(n);
-          GRAFT_CHECK(it != refm.end(), ref_path, " lacks the reference of '", n, "'");
-          l2sp_ref.emplace_back(p, it->second.to(dev));
-        } else {
-          l2sp_new.push_back(p);
-        }
-      }
-  }
-  auto l2sp_penalty = [&]() {
-    auto pen = torch::zeros({}, torch::TensorOptions().device(dev));
-    for (auto& [p, r] : l2sp_ref)
-      if (p.requires_grad()) pen = pen + 0.5 * cfg_.l2sp_alpha * (p - r).pow(2).sum();
-    for (auto& p : l2sp_new)
-      if (p.requires_grad()) pen = pen + 0.5 * cfg_.l2sp_beta * p.pow(2).sum();
-    return pen;
-  };
-
-  // Early stopping state (carried across resumes).
+  data::LoaderOptions loader_opts, paired_opts;
+  std::unique_ptr<data::Loader> loader, paired;
+  int64_t paired_expected = -1;
+  int64_t steps_per_epoch = 0, total_steps = 0;
+  int64_t start_epoch = 0, start_step = 0, global_step = 0;
+  TrainResult result;
+  nlohmann::json rows = nlohmann::json::array();  ///< every metrics line written so far
   double best_val = std::numeric_limits<double>::infinity();
   int64_t best_epoch = 0, bad_epochs = 0;
-  bool stopped = false;
-  if (resumed_extra.contains("best_val_loss")) best_val = resumed_extra["best_val_loss"].get<double>();
-  best_epoch = resumed_extra.value("best_epoch", int64_t{0});
-  bad_epochs = resumed_extra.value("bad_epochs", int64_t{0});
-  stopped = resumed_extra.value("stopped_early", false);
-  const std::string best_path = cfg_.out_dir + "/best.ckpt";
-  if (!resume_from.empty()) {
-    io::load_optimizer_state(resume_from, *opt);
-    if (!cfg_.quiet)
-      std::cerr << "graft: resuming from " << resume_from << " at epoch " << start_epoch + 1 << ", step "
-                << start_step << "\n";
-  }
-  io::write_text_atomically(cfg_.out_dir + "/config.json",
-                            nlohmann::json({{"train", cfg_.to_json()},
-                                            {"model", meta_.to_json()},
-                                            {"data", {{"train", train->describe()},
-                                                      {"val", val ? val->describe() : ""},
-                                                      {"test", test ? test->describe() : ""},
-                                                      {"train_pipeline", train_pipe.spec()}}}})
-                                    .dump(2) + "\n");
-
-  const data::LoaderOptions loader_opts =
-      data::LoaderOptions().batch_size_(cfg_.batch_size).seed_(cfg_.seed).workers_(cfg_.workers);
-  data::Loader loader(train, train_pipe, loader_opts);
-  const int64_t steps_per_epoch = loader.batches_per_epoch();
-  const int64_t total_steps = steps_per_epoch * cfg_.epochs;
-  std::ofstream metrics(metrics_path, std::ios::app);
-  GRAFT_CHECK(metrics, metrics_path, ": cannot write metrics");
-  auto history_json = [&]() {
-    nlohmann::json h = nlohmann::json::array();
-    for (const auto& r : result.history)
-      h.push_back({{"epoch", r.epoch}, {"train_loss", r.train_loss}, {"train_acc", r.train_acc},
-                   {"val_loss", r.val_loss}, {"val_acc", r.val_acc}, {"lr", r.lr}, {"seconds", r.seconds},
-                   {"images_per_s", r.images_per_s}});
-    return h;
-  };
-  auto save_state = [&](int64_t epoch_done, int64_t step_in_epoch) {
-    io::TrainState st;
-    st.epoch = epoch_done;
-    st.step_in_epoch = step_in_epoch;
-    st.global_step = global_step;
-    st.config = cfg_.to_json();
-    st.extra = {{"history", history_json()}, {"best_epoch", best_epoch}, {"bad_epochs", bad_epochs},
-                {"stopped_early", stopped}};
-    if (std::isfinite(best_val)) st.extra["best_val_loss"] = best_val;
-    if (fs::exists(ckpt)) fs::rename(ckpt, prev);
-    io::save_checkpoint(ckpt, *model_, meta_, &st, opt.get());
-  };
-  auto last_good = [&]() -> std::string {
-    if (fs::exists(ckpt)) return "the last good checkpoint is " + ckpt;
-    return "no checkpoint was written yet";
-  };
-
-  // Frozen-prefix cache: when the prefix never changes and its input is not augmented,
-  // its activations are computed once and the rest of the network trains from them.
+  bool stopped = false, resumed = false;
+  std::string resume_from;
+  /// Running sums of the current epoch (kept in mid-epoch checkpoints).
+  struct Sums {
+    double loss = 0, term_loss = 0;
+    int64_t correct = 0, labelled = 0, seen = 0;
+    std::map<std::string, double> metric;
+    std::map<std::string, int64_t> count;
+  } sums;
   std::unique_ptr<PrefixCache> cache;
-  {
-    const size_t P0 = frozen_prefix(start_epoch);
-    std::string why_not;
-    if (P0 == 0) why_not = "no frozen prefix";
-    else if (extra_) why_not = "the " + extra_name_ + " loss runs the whole model";
-    else if (cfg_.unfreeze_every > 0) why_not = "gradual unfreezing changes the prefix";
-    else if (cfg_.adapt_frozen_bn) why_not = "frozen BatchNorm statistics adapt";
-    else if (train_pipe.random()) why_not = "the training data are augmented";
-    if (why_not.empty() && cfg_.cache != "off") {
-      apply_policy(start_epoch);
-      cache = std::make_unique<PrefixCache>();
-      cache->build(*model_, P0, train, train_pipe, cfg_, dev, cfg_.out_dir + "/prefix_cache.tmp.f32");
-      result.cache = cache->on_disk() ? "disk" : "memory";
-      if (!cfg_.quiet)
-        std::cerr << "graft: frozen layers " << model_->layer_names()[0] << ".." << model_->layer_names()[P0 - 1]
-                  << " computed once for " << train->size() << " examples (cache in " << result.cache << ")\n";
-    } else if (cfg_.cache == "memory" || cfg_.cache == "disk") {
-      std::cerr << "graft: warning: --cache " << cfg_.cache << " ignored: " << why_not << "\n";
-    }
-  }
+  std::ofstream metrics;
+  bool tty = false;
+  std::chrono::steady_clock::time_point t0, last_log;
+  /// Fault injection for the resume tests: GRAFT_TEST_KILL_AFTER_STEP=N kills the process
+  /// (SIGKILL) after global step N; GRAFT_TEST_KILL_IN_CHECKPOINT=N during the N-th
+  /// checkpoint of this process, after the previous one was renamed aside.
+  int64_t kill_after_step = -1, kill_in_checkpoint = -1, checkpoints_written = 0;
 
-  bool tty = isatty(STDERR_FILENO);
-  for (int64_t epoch = start_epoch; epoch < cfg_.epochs && !stopped; ++epoch) {
-    apply_policy(epoch);
-    const size_t P = frozen_prefix(epoch);
-    int64_t skip = epoch == start_epoch ? start_step : 0;
-    std::vector<int64_t> order;
-    int64_t cache_batch = skip;
-    if (cache) order = data::Loader::epoch_order(train->size(), loader_opts, epoch);
-    else loader.start_epoch(epoch, skip);
-    auto next = [&]() -> std::optional<std::pair<torch::Tensor, torch::Tensor>> {
-      if (!cache) {
-        auto b = loader.next();
-        if (!b) return std::nullopt;
-        return std::make_pair(b->input, b->label);
-      }
-      if (cache_batch >= steps_per_epoch) return std::nullopt;
-      int64_t lo = cache_batch * cfg_.batch_size, hi = std::min<int64_t>(lo + cfg_.batch_size, train->size());
-      ++cache_batch;
-      return cache->rows(std::vector<int64_t>(order.begin() + lo, order.begin() + hi));
-    };
-    double loss_sum = 0, extra_sum = 0;
-    int64_t correct = 0, seen = 0;
-    auto t0 = std::chrono::steady_clock::now();
-    auto last_log = t0;
-    int64_t step = skip;
-    while (auto b = next()) {
-      double epoch_f = epoch + static_cast<double>(step) / steps_per_epoch;
-      double lr = cfg_.lr * lr_factor(cfg_, static_cast<double>(global_step) / total_steps, epoch_f);
-      set_lr(*opt, lr, group_mult);
-      auto x = b->first.to(dev), y = b->second.to(dev);
-      const int64_t bsize = x.size(0);
-      GRAFT_CHECK(y.min().item<int64_t>() >= 0, train->describe(), " has unlabelled examples; training needs labels");
-      opt->zero_grad();
-      torch::Tensor logits;
-      if (cache) {
-        logits = model_->forward_range(x, P, L);
-      } else if (P > 0) {
-        torch::Tensor h;
-        {
-          torch::NoGradGuard no_grad;  // nothing below P trains: no graph, no backward through it
-          h = model_->forward_range(x, 0, P);
-        }
-        logits = model_->forward_range(h, P, L);
-      } else {
-        logits = model_->forward(x);
-      }
-      auto loss = torch::nn::functional::cross_entropy(
-          logits, y, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(cfg_.label_smoothing));
-      double lv = loss.item<double>();
-      if (!std::isfinite(lv)) {
-        metrics << nlohmann::json({{"event", "diverged"}, {"epoch", epoch + 1}, {"step", step + 1}, {"loss", lv}}).dump()
-                << "\n";
-        metrics.flush();
-        GRAFT_FAIL("the loss became ", std::isnan(lv) ? "NaN" : "infinite", " at epoch ", epoch + 1, " step ", step + 1,
-                   "; training stopped and ", last_good(), ". Lower --lr (now ", cfg_.lr,
-                   "), add --warmup-epochs, or check the inputs for NaN");
-      }
-      if (extra_) {
-        auto ex = extra_(*model_, global_step, static_cast<double>(global_step) / total_steps);
-        if (ex.defined()) {
-          double ev = ex.item<double>();
-          GRAFT_CHECK(std::isfinite(ev), "the ", extra_name_, " loss became ", ev, " at epoch ", epoch + 1, " step ",
-                      step + 1, "; training stopped and ", last_good(), ". Lower --lr (now ", cfg_.lr,
-                      ") or the weight of the ", extra_name_, " term");
-          extra_sum += ev * static_cast<double>(bsize);
-          loss = loss + ex;
-        }
-      }
-      if (!l2sp_ref.empty() || !l2sp_new.empty()) loss = loss + l2sp_penalty();
-      loss.backward();
-      opt->step();
-      ++step;
-      ++global_step;
-      loss_sum += lv * static_cast<double>(bsize);
-      correct += (logits.argmax(1) == y).sum().item<int64_t>();
-      seen += bsize;
-      auto now = std::chrono::steady_clock::now();
-      double since = std::chrono::duration<double>(now - last_log).count();
-      if (!cfg_.quiet && (since >= cfg_.log_every_s || step == steps_per_epoch)) {
-        double el = std::chrono::duration<double>(now - t0).count();
-        double ips = seen / std::max(el, 1e-9);
-        double eta = (static_cast<double>(total_steps - global_step) * cfg_.batch_size) / std::max(ips, 1e-9);
-        std::ostringstream os;
-        os << std::fixed << "epoch " << epoch + 1 << "/" << cfg_.epochs << " step " << step << "/" << steps_per_epoch
-           << std::setprecision(4) << " loss " << loss_sum / seen;
-        if (extra_) os << " " << extra_name_ << " " << extra_sum / seen;
-        os << std::setprecision(2) << " acc "
-           << 100.0 * correct / seen << "% lr " << std::setprecision(5) << lr << std::setprecision(0) << " " << ips
-           << " img/s ETA " << fmt_duration(eta);
-        std::cerr << (tty ? "\r\33[2K" : "") << os.str() << (tty ? "" : "\n") << std::flush;
-        last_log = now;
-      }
-      if (cfg_.checkpoint_every > 0 && global_step % cfg_.checkpoint_every == 0 && step < steps_per_epoch)
-        save_state(epoch, step);
-    }
-    if (tty && !cfg_.quiet) std::cerr << "\n";
-    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    EpochRecord rec;
-    rec.epoch = epoch + 1;
-    rec.train_loss = loss_sum / std::max<int64_t>(seen, 1);
-    rec.train_acc = static_cast<double>(correct) / std::max<int64_t>(seen, 1);
-    if (extra_) rec.extra_loss = extra_sum / std::max<int64_t>(seen, 1);
-    rec.lr = cfg_.lr * lr_factor(cfg_, static_cast<double>(global_step) / total_steps, epoch + 1.0);
-    rec.seconds = secs;
-    rec.images_per_s = seen / std::max(secs, 1e-9);
-    if (val) {
-      auto r = analysis::evaluate(*model_, val, input_pipeline(meta_, val->input_shape()), meta_.num_classes(),
-                                  analysis::EvalOptions().workers_(cfg_.workers));
-      rec.val_loss = r.loss;
-      rec.val_acc = r.accuracy;
-      if (!cfg_.quiet)
-        std::cerr << "epoch " << epoch + 1 << " validation: loss " << r.loss << " acc " << 100 * r.accuracy << "%\n";
-    }
-    result.history.push_back(rec);
-    bool improved = false;
-    if (val && cfg_.patience >= 0) {
-      if (rec.val_loss < best_val) {
-        best_val = rec.val_loss;
-        best_epoch = rec.epoch;
-        bad_epochs = 0;
-        improved = true;
-        io::save_checkpoint(best_path, *model_, meta_, nullptr, nullptr);
-      } else if (++bad_epochs > cfg_.patience) {
-        stopped = true;
-      }
-    }
-    nlohmann::json line = {{"event", "epoch"}, {"epoch", rec.epoch}, {"step", global_step},
-                           {"train_loss", rec.train_loss}, {"train_acc", rec.train_acc}, {"lr", rec.lr},
-                           {"seconds", rec.seconds}, {"images_per_s", rec.images_per_s}};
-    if (val) {
-      line["val_loss"] = rec.val_loss;
-      line["val_acc"] = rec.val_acc;
-    }
-    if (cfg_.patience >= 0) line["best"] = improved;
-    if (extra_) line[extra_name_ + "_loss"] = rec.extra_loss;
-    metrics << line.dump() << "\n";
-    if (stopped) {
-      metrics << nlohmann::json({{"event", "early_stop"}, {"epoch", rec.epoch}, {"best_epoch", best_epoch},
-                                 {"best_val_loss", best_val}}).dump() << "\n";
-      if (!cfg_.quiet)
-        std::cerr << "graft: validation loss has not improved for " << bad_epochs << " epochs: stopping; keeping epoch "
-                  << best_epoch << " (val loss " << best_val << ")\n";
-    }
-    metrics.flush();
-    save_state(epoch + 1, 0);
-    write_curves(result.history, cfg_.out_dir + "/curves.svg");
+  Run(Trainer& tr, const TrainConfig& c) : t(tr), cfg(c) {}
+  void check_inputs();
+  void prepare();
+  void setup_terms();
+  void resume();
+  void build_optimizer();
+  void write_config();
+  void maybe_cache();
+  void run_epoch(int64_t epoch);
+  std::optional<std::pair<at::Tensor, at::Tensor>> next_paired();
+  void step(const at::Tensor& x, const at::Tensor& y, int64_t epoch, int64_t step_in_epoch);
+  at::Tensor run_layers(at::Tensor x, size_t begin, size_t end, size_t P);
+  void log_progress(int64_t epoch, int64_t step, int64_t seen_now);
+  double last_lr = 0;
+  void end_epoch(int64_t epoch, double seconds);
+  void emit(const nlohmann::json& line);
+  void save_state(int64_t epoch_done, int64_t step_in_epoch);
+  std::string last_good() const;
+  void finish();
+};
+
+void Trainer::Run::check_inputs() {
+  GRAFT_CHECK(train || t.paired_, "the training set is empty");
+  if (train) {
+    GRAFT_CHECK(train->size() > 0, "the training set is empty");
+    GRAFT_CHECK(train->num_classes() == t.meta_.num_classes(), "the training set has ", train->num_classes(),
+                " classes but the model outputs ", t.meta_.num_classes());
+    GRAFT_CHECK(train->num_classes() >= 2, train->describe(), " has a single class; classification needs at least 2");
   }
-  if (cfg_.patience >= 0 && best_epoch > 0) {
+  GRAFT_CHECK(cfg.patience < 0 || val, "--patience needs a validation set: give --val or --val-split");
+  io::ensure_dir(cfg.out_dir);
+  dev = parse_device(cfg.device);
+  ckpt = cfg.out_dir + "/checkpoint.ckpt";
+  prev = cfg.out_dir + "/checkpoint.prev.ckpt";
+  metrics_path = cfg.out_dir + "/metrics.jsonl";
+  best_path = cfg.out_dir + "/best.ckpt";
+  tty = isatty(STDERR_FILENO);
+  if (const char* v = std::getenv("GRAFT_TEST_KILL_AFTER_STEP")) kill_after_step = std::atoll(v);
+  if (const char* v = std::getenv("GRAFT_TEST_KILL_IN_CHECKPOINT")) kill_in_checkpoint = std::atoll(v);
+}
+
+void Trainer::Run::prepare() {
+  auto& m = *t.model_;
+  L = m.num_layers();
+  if (train) {
+    train_pipe = data::Pipeline::parse(cfg.augment);
+    train_pipe.then(input_pipeline(t.meta_, train->input_shape()));
+    loader_opts = data::LoaderOptions().batch_size_(cfg.batch_size).seed_(cfg.seed).workers_(cfg.workers).drop_last_(cfg.drop_last);
+    loader = std::make_unique<data::Loader>(train, train_pipe, loader_opts);
+  }
+  if (t.paired_) {
+    paired_pipe = input_pipeline(t.meta_, t.paired_->input_shape());
+    // Without a labelled set the paired set is the training data: augment it the same way.
+    if (!train && !cfg.augment.empty()) paired_pipe = data::Pipeline::parse(cfg.augment).then(paired_pipe);
+    paired_opts = data::LoaderOptions().batch_size_(t.paired_batch_).seed_(t.paired_seed_).workers_(cfg.workers).drop_last_(true);
+    paired = std::make_unique<data::Loader>(t.paired_, paired_pipe, paired_opts);
+    GRAFT_CHECK(paired->batches_per_epoch() > 0, "the unlabelled set ", t.paired_->describe(), " has fewer than ",
+                t.paired_batch_, " examples (one batch)");
+  }
+  steps_per_epoch = loader ? loader->batches_per_epoch() : paired->batches_per_epoch();
+  GRAFT_CHECK(steps_per_epoch > 0, "the training set ", train->describe(), " has fewer than --batch-size (",
+              cfg.batch_size, ") examples");
+  total_steps = steps_per_epoch * cfg.epochs;
+  auto mult = cfg.layer_lr_mult;
+  const auto& p = cfg.policy;
+  if (mult.empty() && (!p.freeze_through.empty() || !p.lr_mult.empty() || p.layer_decay != 1.0))
+    mult = resolve_lr_mults(m, p, [](const std::string& w) { std::cerr << "graft: warning: " << w << "\n"; });
+  plan = LayerPlan::build(m, mult, cfg.unfreeze_every, t.keep_);
+  if (!t.tap_.empty()) {
+    tap = static_cast<int64_t>(m.layer_index(t.tap_));
+    GRAFT_CHECK(static_cast<size_t>(tap) + 1 < L, "the tap '", t.tap_, "' is the last layer; tap a layer below the classifier");
+  }
+  m.to(dev);
+}
+
+void Trainer::Run::setup_terms() {
+  if (t.terms_.empty()) return;
+  auto& m = *t.model_;
+  if (tap >= 0) {  // the feature width at the tap, from one example
+    torch::NoGradGuard ng;
+    const bool was = m.is_training();
+    m.train(false);
+    auto& ds = train ? train : t.paired_;
+    auto pipe = input_pipeline(t.meta_, ds->input_shape());
+    feature_width = m.forward_range(pipe.apply_batch(ds->get_batch({0}).input).to(dev), 0, tap + 1).flatten(1).size(1);
+    m.train(was);
+  }
+  TermSetup s;
+  s.model = &m;
+  s.device = dev;
+  s.num_classes = t.meta_.num_classes();
+  s.tap = tap;
+  s.feature_width = feature_width;
+  s.total_steps = total_steps;
+  s.seed = cfg.seed;
+  s.workers = cfg.workers;
+  s.paired = t.paired_;
+  s.paired_pipeline = paired_pipe;
+  // Terms build their modules from a seed of their own, so that a run's initialisation
+  // does not depend on what ran before fit().
+  torch::manual_seed(cfg.seed + 7919);
+  for (auto& term : t.terms_) {
+    term->setup(s);
+    for (auto& p : term->parameters()) p.to(dev);
+  }
+}
+
+void Trainer::Run::resume() {
+  if (!cfg.resume) return;
+  for (const auto& c : {ckpt, prev}) {
+    if (!fs::exists(c)) continue;
+    try {
+      auto ck = io::load_checkpoint(c, /*restore_rng=*/true);
+      GRAFT_CHECK(ck.has_state, c, " holds no training state");
+      GRAFT_CHECK(ck.meta.arch == t.meta_.arch && ck.meta.class_names == t.meta_.class_names &&
+                      ck.meta.input_shape == t.meta_.input_shape && ck.meta.arch_config == t.meta_.arch_config,
+                  c, " is a checkpoint of another model (", ck.meta.arch, ", ", ck.meta.num_classes(),
+                  " classes); use another --out folder or drop --resume");
+      io::copy_weights(*ck.model, *t.model_);
+      start_epoch = ck.state.epoch;
+      start_step = ck.state.step_in_epoch;
+      global_step = ck.state.global_step;
+      const auto& x = ck.state.extra;
+      for (const auto& h : x.value("history", nlohmann::json::array())) result.history.push_back(record_from_json(h));
+      rows = x.value("rows", nlohmann::json::array());
+      if (x.contains("best_val_loss")) best_val = x["best_val_loss"].get<double>();
+      best_epoch = x.value("best_epoch", int64_t{0});
+      bad_epochs = x.value("bad_epochs", int64_t{0});
+      stopped = x.value("stopped_early", false);
+      if (x.contains("partial")) {
+        const auto& p = x["partial"];
+        sums.loss = p.value("loss", 0.0), sums.term_loss = p.value("term_loss", 0.0);
+        sums.correct = p.value("correct", int64_t{0}), sums.labelled = p.value("labelled", int64_t{0});
+        sums.seen = p.value("seen", int64_t{0});
+        sums.metric = p.value("metric", std::map<std::string, double>{});
+        sums.count = p.value("count", std::map<std::string, int64_t>{});
+      }
+      if (t.observer_ && x.contains("observer")) t.observer_->restore(x["observer"]);
+      for (size_t i = 0; i < t.terms_.size(); ++i) {
+        TensorMap st;
+        const std::string prefix = std::to_string(i) + "/";
+        if (ck.attachment)
+          for (const auto& [n, v] : ck.attachment->tensors)
+            if (n.rfind(prefix, 0) == 0) st[n.substr(prefix.size())] = v.to(dev);
+        if (!t.terms_[i]->save().empty() || !st.empty()) t.terms_[i]->load(st);
+      }
+      resumed = true;
+      result.history.resize(std::min<size_t>(result.history.size(), static_cast<size_t>(start_epoch)));
+      if (!cfg.quiet)
+        std::cerr << "graft: resuming from " << c << " at epoch " << start_epoch + 1 << ", step " << start_step << "\n";
+      resume_from = c;
+      return;
+    } catch (const Error& e) {
+      if (std::string(e.what()).find("another model") != std::string::npos) throw;
+      std::cerr << "graft: warning: cannot resume from " << c << " (" << e.what() << "); trying an older one\n";
+    }
+  }
+}
+
+void Trainer::Run::build_optimizer() {
+  std::map<double, std::vector<torch::Tensor>> by_mult;
+  for (size_t i = 0; i < L; ++i)
+    if (plan.mult[i] > 0)
+      for (auto& [n, p] : plan.params[i]) by_mult[plan.mult[i]].push_back(p);
+  // Term modules (discriminators, adversarial heads) are new: they learn at the head's rate.
+  std::vector<torch::Tensor> term_params;
+  for (auto& term : t.terms_)
+    for (auto& p : term->parameters()) term_params.push_back(p);
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  for (auto& [m, ps] : by_mult) {
+    groups.emplace_back(ps);
+    group_mult.push_back(m);
+  }
+  if (!term_params.empty()) {
+    groups.emplace_back(term_params);
+    group_mult.push_back(1.0);
+  }
+  opt = make_optimizer(cfg, groups);
+  for (const auto& g : opt->param_groups())
+    for (const auto& p : g.params()) result.optimized_params += p.numel();
+  if (!resume_from.empty()) io::load_optimizer_state(resume_from, *opt);
+}
+
+void Trainer::Run::write_config() {
+  nlohmann::json data = {{"train", train ? train->describe() : ""},
+                         {"val", val ? val->describe() : ""},
+                         {"test", test ? test->describe() : ""},
+                         {"train_pipeline", train ? train_pipe.spec() : ""}};
+  if (t.paired_) data["paired"] = t.paired_->describe();
+  nlohmann::json terms = nlohmann::json::array();
+  for (auto& term : t.terms_) terms.push_back(term->name());
+  nlohmann::json j = {{"train", cfg.to_json()}, {"model", t.meta_.to_json()}, {"data", data},
+                      {"plan", plan.to_json()}, {"terms", terms}};
+  if (tap >= 0) j["tap"] = t.tap_;
+  io::write_text_atomically(cfg.out_dir + "/config.json", j.dump(2) + "\n");
+  // metrics.jsonl holds exactly the rows of the state the run continues from.
+  std::string text;
+  for (const auto& r : rows) text += r.dump() + "\n";
+  io::write_text_atomically(metrics_path, text);
+  metrics.open(metrics_path, std::ios::app);
+  GRAFT_CHECK(metrics, metrics_path, ": cannot write metrics");
+}
+
+void Trainer::Run::maybe_cache() {
+  const size_t P0 = plan.frozen_prefix(start_epoch);
+  std::string why_not;
+  bool term_runs_model = false;
+  for (auto& term : t.terms_) term_runs_model |= term->needs_full_model();
+  if (P0 == 0) why_not = "no frozen prefix";
+  else if (term_runs_model || t.paired_) why_not = "an objective term runs the whole model";
+  else if (!train) why_not = "there is no labelled set";
+  else if (cfg.unfreeze_every > 0) why_not = "gradual unfreezing changes the prefix";
+  else if (cfg.adapt_frozen_bn) why_not = "frozen BatchNorm statistics adapt";
+  else if (train_pipe.random()) why_not = "the training data are augmented";
+  if (why_not.empty() && cfg.cache != "off") {
+    plan.apply(*t.model_, start_epoch, cfg.adapt_frozen_bn);
+    cache = std::make_unique<PrefixCache>();
+    cache->build(*t.model_, P0, train, train_pipe, cfg.workers, cfg.cache, cfg.cache_memory_mb, dev,
+                 cfg.out_dir + "/prefix_cache.tmp.f32");
+    result.cache = cache->on_disk() ? "disk" : "memory";
+    if (!cfg.quiet)
+      std::cerr << "graft: frozen layers " << plan.names[0] << ".." << plan.names[P0 - 1] << " computed once for "
+                << train->size() << " examples (cache in " << result.cache << ")\n";
+  } else if (cfg.cache == "memory" || cfg.cache == "disk") {
+    std::cerr << "graft: warning: --cache " << cfg.cache << " ignored: " << why_not << "\n";
+  }
+}
+
+std::optional<std::pair<at::Tensor, at::Tensor>> Trainer::Run::next_paired() {
+  // The position in the paired stream follows from the global step alone.
+  const int64_t per = paired->batches_per_epoch();
+  const int64_t ep = global_step / per, k = global_step % per;
+  if (global_step != paired_expected || k == 0) paired->start_epoch(ep, k);
+  paired_expected = global_step + 1;
+  auto b = paired->next();
+  GRAFT_CHECK(b.has_value(), "internal: the unlabelled stream ended early");
+  return std::make_pair(b->input, b->index);
+}
+
+at::Tensor Trainer::Run::run_layers(at::Tensor x, size_t begin, size_t end, size_t P) {
+  if (begin >= end) return x;
+  if (P > begin) {
+    torch::NoGradGuard no_grad;  // nothing below P trains: no graph, no backward through it
+    x = t.model_->forward_range(x, begin, std::min(end, P));
+    begin = std::min(end, P);
+  }
+  return begin < end ? t.model_->forward_range(x, begin, end) : x;
+}
+
+void Trainer::Run::run_epoch(int64_t epoch) {
+  plan.apply(*t.model_, epoch, cfg.adapt_frozen_bn);
+  for (auto& term : t.terms_) term->train(true);
+  const int64_t skip = epoch == start_epoch ? start_step : 0;
+  if (skip == 0) {
+    sums = Sums{};
+    for (auto& term : t.terms_) term->on_epoch_begin(*t.model_, epoch);
+    plan.apply(*t.model_, epoch, cfg.adapt_frozen_bn);  // a term may have evaluated the model
+  }
+  std::vector<int64_t> order;
+  if (cache) order = data::Loader::epoch_order(train->size(), loader_opts, epoch);
+  else if (loader) loader->start_epoch(epoch, skip);
+  t0 = last_log = std::chrono::steady_clock::now();
+  const int64_t seen0 = sums.seen;
+  for (int64_t s = skip; s < steps_per_epoch; ++s) {
+    at::Tensor x, y;
+    if (cache) {
+      int64_t lo = s * cfg.batch_size, hi = std::min<int64_t>(lo + cfg.batch_size, train->size());
+      std::tie(x, y) = cache->rows(std::vector<int64_t>(order.begin() + lo, order.begin() + hi));
+    } else if (loader) {
+      auto b = loader->next();
+      GRAFT_CHECK(b.has_value(), "internal: the training loader ended early");
+      x = b->input, y = b->label;
+    }
+    step(x, y, epoch, s);
+    const bool last = s + 1 == steps_per_epoch;
+    auto now = std::chrono::steady_clock::now();
+    if (!cfg.quiet && (std::chrono::duration<double>(now - last_log).count() >= cfg.log_every_s || last)) {
+      log_progress(epoch, s + 1, sums.seen - seen0);
+      last_log = now;
+    }
+    if (cfg.checkpoint_every > 0 && global_step % cfg.checkpoint_every == 0 && !last) save_state(epoch, s + 1);
+  }
+  if (tty && !cfg.quiet) std::cerr << "\n";
+  end_epoch(epoch, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+}
+
+void Trainer::Run::step(const at::Tensor& x_cpu, const at::Tensor& y_cpu, int64_t epoch, int64_t step_in_epoch) {
+  const double p = static_cast<double>(global_step) / static_cast<double>(total_steps);
+  const double lr = cfg.lr * lr_factor(cfg, p, epoch + static_cast<double>(step_in_epoch) / steps_per_epoch);
+  auto& groups = opt->param_groups();
+  for (size_t i = 0; i < groups.size(); ++i) groups[i].options().set_lr(lr * group_mult.at(i));
+  last_lr = lr;
+  StepContext ctx;
+  ctx.model = t.model_.get();
+  ctx.global_step = global_step;
+  ctx.progress = p;
+  ctx.epoch = epoch;
+  if (x_cpu.defined()) {
+    ctx.x = x_cpu.to(dev), ctx.y = y_cpu.to(dev);
+    GRAFT_CHECK(ctx.y.min().item<int64_t>() >= 0, train->describe(), " has unlabelled examples; training needs labels");
+  }
+  bool joint = false;
+  for (auto& term : t.terms_) joint |= term->forwards_paired();
+  if (paired) {
+    auto [xt, idx] = *next_paired();
+    ctx.xt = xt.to(dev), ctx.xt_index = idx;
+  }
+  joint = joint && ctx.xt.defined();
+  at::Tensor in = !ctx.x.defined() ? ctx.xt : joint ? at::cat({ctx.x, ctx.xt}) : ctx.x;
+  ctx.n_labelled = ctx.x.defined() ? ctx.x.size(0) : 0;
+  const size_t P = plan.frozen_prefix(epoch), begin = cache ? P : 0;
+  if (tap >= 0) {
+    auto f = run_layers(in, begin, static_cast<size_t>(tap) + 1, P);
+    ctx.logits = run_layers(f, static_cast<size_t>(tap) + 1, L, P);
+    ctx.features = f.flatten(1);
+  } else {
+    ctx.logits = run_layers(in, begin, L, P);
+  }
+  at::Tensor loss = torch::zeros({}, ctx.logits.options());
+  double ce_v = 0;
+  if (t.labelled_loss_ && ctx.n_labelled > 0) {
+    loss = torch::nn::functional::cross_entropy(
+        ctx.labelled_logits(), ctx.y,
+        torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(cfg.label_smoothing));
+    ce_v = loss.item<double>();
+  }
+  double term_v = 0;
+  std::map<std::string, double> term_metrics;
+  for (auto& term : t.terms_) {
+    auto out = term->loss(ctx);
+    for (auto& [k, v] : out.metrics) term_metrics[k] = v;
+    if (!out.loss.defined()) continue;
+    const double v = out.loss.item<double>();
+    if (!std::isfinite(v))
+      throw Diverged(str("the ", term->name(), " loss became ", v, " at epoch ", epoch + 1, " step ",
+                         step_in_epoch + 1, "; training stopped and ", last_good(), ". Lower --lr (now ", cfg.lr,
+                         ") or the weight of the ", term->name(), " term"));
+    term_metrics[term->name() + "_loss"] = v;
+    term_v += v;
+    loss = loss + out.loss;
+  }
+  if (!std::isfinite(ce_v)) {
+    emit({{"event", "diverged"}, {"epoch", epoch + 1}, {"step", step_in_epoch + 1}, {"loss", ce_v}});
+    const bool bad_in = !torch::isfinite(in).all().item<bool>();
+    GRAFT_CHECK(!bad_in, "a batch at epoch ", epoch + 1, " step ", step_in_epoch + 1,
+                " contains NaN or infinite input values and the loss became ", ce_v, "; training stopped and ",
+                last_good(), ". Fix or drop those examples");
+    throw Diverged(str("the loss became ", std::isnan(ce_v) ? "NaN" : "infinite", " at epoch ", epoch + 1, " step ",
+                       step_in_epoch + 1, "; training stopped and ", last_good(), ". Lower --lr (now ", cfg.lr,
+                       "), add --warmup-epochs, or check the inputs for NaN"));
+  }
+  opt->zero_grad();
+  loss.backward();
+  opt->step();
+  ++global_step;
+  if (global_step == kill_after_step) std::raise(SIGKILL);
+  const int64_t nb = ctx.n_labelled > 0 ? ctx.n_labelled : ctx.xt.size(0);
+  sums.seen += nb;
+  if (ctx.n_labelled > 0) {
+    sums.loss += ce_v * static_cast<double>(nb);
+    sums.correct += (ctx.labelled_logits().argmax(1) == ctx.y).sum().item<int64_t>();
+    sums.labelled += nb;
+  }
+  sums.term_loss += term_v * static_cast<double>(nb);
+  for (auto& [k, v] : term_metrics) sums.metric[k] += v, ++sums.count[k];
+}
+
+void Trainer::Run::log_progress(int64_t epoch, int64_t step, int64_t seen_now) {
+  const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double ips = static_cast<double>(seen_now) / std::max(el, 1e-9);
+  const int64_t per_step = std::max<int64_t>(1, sums.seen / std::max<int64_t>(1, step));
+  const double eta = static_cast<double>((total_steps - global_step) * per_step) / std::max(ips, 1e-9);
+  std::ostringstream os;
+  os << std::fixed << "epoch " << epoch + 1 << "/" << cfg.epochs << " step " << step << "/" << steps_per_epoch
+     << std::setprecision(4);
+  if (sums.labelled > 0) os << " loss " << sums.loss / static_cast<double>(sums.labelled);
+  for (auto& term : t.terms_) {
+    auto it = sums.metric.find(term->name() + "_loss");
+    if (it != sums.metric.end()) os << " " << term->name() << " " << it->second / static_cast<double>(sums.count[it->first]);
+  }
+  if (sums.labelled > 0) os << std::setprecision(2) << " acc " << 100.0 * sums.correct / sums.labelled << "%";
+  os << " lr " << std::setprecision(5) << last_lr << std::setprecision(0) << " " << ips << " img/s ETA "
+     << fmt_duration(eta);
+  std::cerr << (tty ? "\r\33[2K" : "") << os.str() << (tty ? "" : "\n") << std::flush;
+}
+
+void Trainer::Run::emit(const nlohmann::json& line) {
+  rows.push_back(line);
+  metrics << line.dump() << "\n";
+  metrics.flush();
+}
+
+std::string Trainer::Run::last_good() const {
+  if (fs::exists(ckpt)) return "the last good checkpoint is " + ckpt;
+  return "no checkpoint was written yet";
+}
+
+void Trainer::Run::end_epoch(int64_t epoch, double seconds) {
+  EpochRecord rec;
+  rec.epoch = epoch + 1;
+  rec.train_loss = sums.loss / static_cast<double>(std::max<int64_t>(sums.labelled, 1));
+  rec.train_acc = static_cast<double>(sums.correct) / static_cast<double>(std::max<int64_t>(sums.labelled, 1));
+  if (!t.terms_.empty()) rec.extra_loss = sums.term_loss / static_cast<double>(std::max<int64_t>(sums.seen, 1));
+  for (auto& [k, v] : sums.metric) rec.extra[k] = v / static_cast<double>(sums.count[k]);
+  rec.lr = cfg.lr * lr_factor(cfg, static_cast<double>(global_step) / static_cast<double>(total_steps), epoch + 1.0);
+  rec.seconds = seconds;
+  rec.images_per_s = static_cast<double>(sums.seen) / std::max(seconds, 1e-9);
+  if (val) {
+    auto r = analysis::evaluate(*t.model_, val, input_pipeline(t.meta_, val->input_shape()), t.meta_.num_classes(),
+                                analysis::EvalOptions().workers_(cfg.workers));
+    rec.val_loss = r.loss;
+    rec.val_acc = r.accuracy;
+    if (!cfg.quiet)
+      std::cerr << "epoch " << epoch + 1 << " validation: loss " << r.loss << " acc " << 100 * r.accuracy << "%\n";
+  }
+  if (t.observer_) {
+    for (auto& term : t.terms_) term->train(false);
+    auto j = t.observer_->on_epoch_end(*t.model_, rec.epoch);
+    if (j.is_object()) rec.extra.update(j);
+    plan.apply(*t.model_, epoch, cfg.adapt_frozen_bn);
+  }
+  result.history.push_back(rec);
+  bool improved = false;
+  if (val && cfg.patience >= 0) {
+    if (rec.val_loss < best_val) {
+      best_val = rec.val_loss, best_epoch = rec.epoch, bad_epochs = 0, improved = true;
+      io::save_checkpoint(best_path, *t.model_, t.meta_, nullptr, nullptr);
+    } else if (++bad_epochs > cfg.patience) {
+      stopped = true;
+    }
+  }
+  nlohmann::json line = {{"event", "epoch"}, {"epoch", rec.epoch}, {"step", global_step},
+                         {"train_loss", rec.train_loss}, {"train_acc", rec.train_acc}, {"lr", rec.lr},
+                         {"seconds", rec.seconds}, {"images_per_s", rec.images_per_s}};
+  if (sums.labelled == 0) line.erase("train_loss"), line.erase("train_acc");
+  if (val) line["val_loss"] = rec.val_loss, line["val_acc"] = rec.val_acc;
+  if (cfg.patience >= 0) line["best"] = improved;
+  if (!t.terms_.empty()) line["extra_loss"] = rec.extra_loss;
+  line.update(rec.extra);
+  emit(line);
+  if (stopped) {
+    emit({{"event", "early_stop"}, {"epoch", rec.epoch}, {"best_epoch", best_epoch}, {"best_val_loss", best_val}});
+    if (!cfg.quiet)
+      std::cerr << "graft: validation loss has not improved for " << bad_epochs << " epochs: stopping; keeping epoch "
+                << best_epoch << " (val loss " << best_val << ")\n";
+  }
+  save_state(epoch + 1, 0);
+  write_curves(result.history, cfg.out_dir + "/curves.svg");
+}
+
+void Trainer::Run::save_state(int64_t epoch_done, int64_t step_in_epoch) {
+  io::TrainState st;
+  st.epoch = epoch_done;
+  st.step_in_epoch = step_in_epoch;
+  st.global_step = global_step;
+  st.config = cfg.to_json();
+  nlohmann::json history = nlohmann::json::array();
+  for (const auto& r : result.history) history.push_back(record_json(r));
+  st.extra = {{"history", history}, {"rows", rows}, {"best_epoch", best_epoch}, {"bad_epochs", bad_epochs},
+              {"stopped_early", stopped}};
+  if (std::isfinite(best_val)) st.extra["best_val_loss"] = best_val;
+  if (step_in_epoch > 0)
+    st.extra["partial"] = {{"loss", sums.loss},       {"term_loss", sums.term_loss}, {"correct", sums.correct},
+                           {"labelled", sums.labelled}, {"seen", sums.seen},         {"metric", sums.metric},
+                           {"count", sums.count}};
+  if (t.observer_) st.extra["observer"] = t.observer_->state();
+  io::Attachment terms;
+  terms.meta = {{"kind", "trainer-terms"}};
+  for (size_t i = 0; i < t.terms_.size(); ++i)
+    for (auto& [n, v] : t.terms_[i]->save()) terms.tensors.emplace_back(std::to_string(i) + "/" + n, v);
+  if (fs::exists(ckpt)) fs::rename(ckpt, prev);
+  if (++checkpoints_written == kill_in_checkpoint) std::raise(SIGKILL);
+  io::save_checkpoint(ckpt, *t.model_, t.meta_, &st, opt.get(), terms.tensors.empty() ? nullptr : &terms);
+}
+
+void Trainer::Run::finish() {
+  auto& m = *t.model_;
+  if (cfg.patience >= 0 && best_epoch > 0) {
     auto best = io::load_checkpoint(best_path);
-    io::copy_weights(*best.model, *model_);
+    io::copy_weights(*best.model, m);
     result.best_epoch = best_epoch;
     result.stopped_early = stopped;
   }
-  if (loader.skipped() > 0)
-    std::cerr << "graft: skipped " << loader.skipped() << " undecodable example(s) of " << train->describe() << "\n";
-
-  result.model_path = cfg_.out_dir + "/model.ckpt";
-  io::save_checkpoint(result.model_path, *model_, meta_, nullptr, nullptr);
-  if (models::is_torchscript(*model_)) {
-    result.torchscript_path = cfg_.out_dir + "/model.pt";
-    model_->train(false);
-    models::save_torchscript(*model_, result.torchscript_path);
+  if (loader && loader->skipped() > 0)
+    std::cerr << "graft: skipped " << loader->skipped() << " undecodable example(s) of " << train->describe() << "\n";
+  result.model_path = cfg.out_dir + "/model.ckpt";
+  io::save_checkpoint(result.model_path, m, t.meta_, nullptr, nullptr);
+  if (models::is_torchscript(m)) {
+    result.torchscript_path = cfg.out_dir + "/model.pt";
+    m.train(false);
+    models::save_torchscript(m, result.torchscript_path);
   }
   nlohmann::json res = {{"model", result.model_path}, {"epochs", result.history.size()}};
-  if (cfg_.patience >= 0) {
-    res["best_epoch"] = result.best_epoch;
-    res["stopped_early"] = result.stopped_early;
-  }
+  if (cfg.patience >= 0) res["best_epoch"] = result.best_epoch, res["stopped_early"] = result.stopped_early;
   if (!result.cache.empty()) res["prefix_cache"] = result.cache;
-  if (!result.history.empty()) {
-    res["train_loss"] = result.history.back().train_loss;
-    res["train_acc"] = result.history.back().train_acc;
-  }
+  if (!result.history.empty() && sums.labelled > 0)
+    res["train_loss"] = result.history.back().train_loss, res["train_acc"] = result.history.back().train_acc;
   if (test) {
     result.has_test = true;
-    result.test = analysis::evaluate(*model_, test, input_pipeline(meta_, test->input_shape()), meta_.num_classes(),
-                                     analysis::EvalOptions().workers_(cfg_.workers));
-    res["test"] = result.test.to_json(meta_.class_names);
+    result.test = analysis::evaluate(m, test, input_pipeline(t.meta_, test->input_shape()), t.meta_.num_classes(),
+                                     analysis::EvalOptions().workers_(cfg.workers));
+    res["test"] = result.test.to_json(t.meta_.class_names);
     res["test_dataset"] = test->describe();
-    metrics << nlohmann::json({{"event", "test"}, {"accuracy", result.test.accuracy}, {"loss", result.test.loss}}).dump()
-            << "\n";
+    emit({{"event", "test"}, {"accuracy", result.test.accuracy}, {"loss", result.test.loss}});
   }
-  io::write_text_atomically(cfg_.out_dir + "/result.json", res.dump(2) + "\n");
-  return result;
+  io::write_text_atomically(cfg.out_dir + "/result.json", res.dump(2) + "\n");
+}
+
+TrainResult Trainer::fit(const data::DatasetPtr& train, const data::DatasetPtr& val, const data::DatasetPtr& test) {
+  if ((cfg_.l2sp_alpha > 0 || cfg_.l2sp_beta > 0) && !l2sp_added_) {
+    add_term(std::make_shared<L2SPTerm>(cfg_.l2sp_alpha, cfg_.l2sp_beta, cfg_.pretrained_layers));
+    l2sp_added_ = true;
+  }
+  Run r(*this, cfg_);
+  r.train = train, r.val = val, r.test = test;
+  r.check_inputs();
+  r.prepare();
+  r.setup_terms();
+  r.resume();
+  r.build_optimizer();
+  r.write_config();
+  r.maybe_cache();
+  for (int64_t epoch = r.start_epoch; epoch < cfg_.epochs && !r.stopped; ++epoch) r.run_epoch(epoch);
+  r.finish();
+  return std::move(r.result);
 }
 
 }  // namespace graft::train

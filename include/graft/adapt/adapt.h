@@ -9,43 +9,53 @@
 #include "graft/data/dataset.h"
 #include "graft/io/checkpoint.h"
 #include "graft/models/backbone.h"
+#include "graft/adapt/method.h"
+#include "graft/train/policy.h"
 
 namespace graft::adapt {
 
 struct AdaptConfig {
-  /// source-only | adabn (source-only training, BatchNorm statistics re-estimated on the target) |
-  /// dann | cdan (CDAN+E) | coral | mmd (DAN's multi-kernel MMD) | self-train
+  /// A name from the method registry (adapt::methods(); `graft adapt --help` lists them).
   std::string method = "dann";
   std::string tap;                 ///< feature layer: the domain losses act on its output (default: the layer
                                    ///< before the last two layers with parameters, e.g. dann_mnist's flatten)
-  int64_t epochs = 20;             ///< passes over the source
+  int64_t epochs = 20;             ///< passes over the source (source-free methods: over the target)
   int64_t batch_size = 128;        ///< per domain
   std::string optimizer = "sgd";   ///< sgd (momentum 0.9) | adam
   double lr = 0.01;
   std::string schedule = "dann";   ///< dann: lr0 / (1 + 10 p)^0.75 | constant
   double weight_decay = 0.0;
   double trade_off = 1.0;          ///< weight of the adaptation term (for dann/cdan: the final lambda)
-  double lambda_gamma = 10.0;      ///< dann/cdan: lambda_p = trade_off * (2 / (1 + exp(-gamma p)) - 1)
-  int64_t disc_hidden = 1024;      ///< discriminator width (dann, cdan)
+  double lambda_gamma = 10.0;      ///< dann/cdan/mdd: lambda_p = trade_off * (2 / (1 + exp(-gamma p)) - 1)
+  int64_t disc_hidden = 1024;      ///< discriminator / adversarial head width (dann, cdan, mdd)
   double threshold = 0.9;          ///< self-train: confidence of pseudo-labels, in (0, 1]
+  double temperature = 2.5;        ///< mcc: softmax temperature
+  double margin = 4.0;             ///< mdd: margin gamma
   double source_val = 0.1;         ///< fraction of the source held out for validation
   std::string select = "im";       ///< checkpoint choice: im (information maximisation on the target) |
                                    ///< snd (soft neighborhood density on the target) |
                                    ///< source-val (held-out source accuracy) | last
   /// snd/im choose only among epochs whose held-out source accuracy is within this much of
-  /// the run's best: an epoch that has not learnt (or has lost) the source task is not
-  /// trusted, however its target predictions cluster (both criteria favour degenerate,
-  /// unconfident or collapsed, predictions early in training).
+  /// the run's best (see CheckpointSelector).
   double source_tolerance = 0.02;
   int64_t eval_examples = 2000;    ///< target examples used by the unsupervised criterion per epoch
+  /// Learning rate of the layers up to the tap relative to the head's: -1 = automatic,
+  /// 0.1 for a pretrained model (as TLlib does), 1 for a zoo model trained from scratch.
+  double backbone_lr_mult = -1;
+  bool pretrained = false;         ///< the model came trained (checkpoint or TorchScript)
+  train::LayerPolicy policy;       ///< --freeze-through / --lr-mult / --layer-decay (replace the default above)
   uint64_t seed = 0;
   int workers = 2;
   std::string device = "cpu";
   std::string out_dir;
+  bool resume = false;             ///< continue an interrupted run; a finished one is reused
+  int64_t checkpoint_every = 0;    ///< also checkpoint every N steps (0: once per epoch)
+  double log_every_s = 5.0;
   bool quiet = false;
   /// Throws graft::Error naming the bad option.
   void validate() const;
   nlohmann::json to_json() const;
+  MethodOptions method_options() const;
 };
 
 struct AdaptEpoch {
@@ -66,14 +76,20 @@ struct AdaptResult {
   double last_target_acc = -1;
   double oracle_best_acc = -1;      ///< the best epoch by target labels: reported only as an upper reference
   double pad_before = -1, pad_after = -1;  ///< proxy A-distance of tap features, before and after
+  double selected_source_acc = -1;  ///< held-out source accuracy of the selected epoch (-1: source-free)
+  bool near_chance = false;         ///< the selected model is near chance on the held-out source
+  bool reused = false;              ///< a finished run was found in out_dir (with --resume) and read back
   std::string model_path;
 };
 
-/// Trains `model` (source classes) on labelled `source` and unlabelled `target`;
-/// `target_test` (may be null) only yields oracle numbers. Writes metrics.jsonl,
-/// embedding.svg (PCA of tap features before/after), result.json and model.ckpt
-/// (the selected epoch's weights) to cfg.out_dir. Throws graft::Error for an empty
-/// target, mismatched example shapes, a NaN loss, or bad options.
+/// Trains `model` (source classes) on labelled `source` and unlabelled `target` through
+/// the one Trainer (checkpoints, exact --resume, progress, layer plan) with the method's
+/// term; `target_test` (may be null) only yields oracle numbers. Source-free methods
+/// take a null source. Writes metrics.jsonl, embedding.svg (PCA of tap features
+/// before/after), candidates/ (weights of epochs that may still be chosen), result.json
+/// and model.ckpt (the selected epoch's weights) to cfg.out_dir. Throws graft::Error for
+/// an empty target, mismatched example shapes, a diverging loss, a --resume with another
+/// configuration (naming the option), or bad options.
 AdaptResult run_adapt(models::BackbonePtr model, const io::ModelMeta& meta, const data::DatasetPtr& source,
                       const data::DatasetPtr& target, const data::DatasetPtr& target_test, const AdaptConfig& cfg);
 

@@ -16,6 +16,13 @@ class Error : public std::runtime_error {
   explicit Error(const std::string& msg) : std::runtime_error(msg) {}
 };
 
+/// A training run whose loss or weights stopped being finite (or exploded): the run is
+/// over, but a sweep over hyperparameters may go on with its other values.
+class Diverged : public Error {
+ public:
+  explicit Diverged(const std::string& msg) : Error(msg) {}
+};
+
 namespace detail {
 inline void cat(std::ostringstream&) {}
 template <typename T, typename... Rest>

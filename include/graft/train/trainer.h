@@ -12,6 +12,8 @@
 #include "graft/data/transforms.h"
 #include "graft/io/checkpoint.h"
 #include "graft/models/backbone.h"
+#include "graft/train/policy.h"
+#include "graft/train/term.h"
 
 namespace graft::train {
 
@@ -60,6 +62,10 @@ struct TrainConfig {
   /// memory, disk or off.
   std::string cache = "auto";
   int64_t cache_memory_mb = 2048;
+  /// Drop the last incomplete batch of each epoch (adaptation pairs equal-sized batches).
+  bool drop_last = false;
+  /// Layer policy resolved against the model's layer names when layer_lr_mult is empty.
+  LayerPolicy policy;
 
   /// Throws graft::Error naming the first bad option.
   void validate() const;
@@ -75,17 +81,25 @@ struct EpochRecord {
   int64_t epoch = 0;
   double train_loss = 0, train_acc = 0, lr = 0, seconds = 0, images_per_s = 0;
   double val_loss = -1, val_acc = -1;  ///< -1 when there is no validation set
-  double extra_loss = -1;              ///< mean of the extra loss term (-1 when there is none)
+  double extra_loss = -1;              ///< mean of all terms' losses (-1 when there is no term)
+  nlohmann::json extra = nlohmann::json::object();  ///< terms' metrics and the epoch observer's figures
 };
 
-/// A term added to every training step's loss by trainers that compose more than the
-/// labelled cross-entropy (e.g. the unlabelled part of semi-supervised training). It is
-/// called after the labelled forward pass with the model (in training mode), the global
-/// step (counted from the start of the run, also after a resume) and the training
-/// progress p in [0, 1], and returns a scalar with its graph, or an undefined tensor when
-/// it adds nothing at this step. Implementations must derive any data position from
-/// global_step so that a resumed run continues exactly.
+/// A term given as a plain function of (model, global step, progress): the form the
+/// first trainers used. Wrapped into a Term by Trainer::set_extra_loss.
 using ExtraLoss = std::function<at::Tensor(models::Backbone& model, int64_t global_step, double p)>;
+
+/// Looks at the model after every epoch (after validation, before the checkpoint):
+/// returns figures for the epoch's metrics row (e.g. label-free target scores) and may
+/// keep files of its own. Its state() is stored in checkpoints and restore()d on resume.
+class EpochObserver {
+ public:
+  virtual ~EpochObserver() = default;
+  /// epoch is 1-based. The model is in training mode on return.
+  virtual nlohmann::json on_epoch_end(models::Backbone& model, int64_t epoch) = 0;
+  virtual nlohmann::json state() const { return nullptr; }
+  virtual void restore(const nlohmann::json& /*state*/) {}
+};
 
 /// What fit() returns.
 struct TrainResult {
@@ -101,29 +115,78 @@ struct TrainResult {
 };
 
 /// The pipeline that turns examples of a dataset with per-example shape data_shape
-/// into inputs for a model described by meta: channel conversion and resize when the
-/// shapes differ, then meta.preprocess.
+/// into inputs for a model described by meta (see data::model_input_pipeline).
 data::Pipeline input_pipeline(const io::ModelMeta& meta, const std::vector<int64_t>& data_shape);
 
-/// Trains model on train, checking val after each epoch and test at the end.
+/// Which layers train and how fast, by layer name: a learning-rate multiplier per
+/// layer (0 = frozen), gradual unfreezing, and the frozen prefix that runs without
+/// autograd. Built once per run; recorded by names in config.json.
+struct LayerPlan {
+  std::vector<std::string> names;
+  std::vector<double> mult;  ///< per layer
+  /// Trainable parameters per layer (after the parameter filter).
+  std::vector<std::vector<std::pair<std::string, at::Tensor>>> params;
+  /// Parameters a filter left out (they never train).
+  std::vector<at::Tensor> filtered_out;
+  int64_t unfreeze_every = 0;
+  std::vector<size_t> top_down;  ///< layers that may train, top first (the order of gradual unfreezing)
+
+  /// Requires: mult.size() == model.num_layers() (empty: all 1). keep(param name) false
+  /// freezes a parameter alone (e.g. all but BatchNorm affine parameters for TENT).
+  /// Throws graft::Error when nothing is left to train.
+  static LayerPlan build(models::Backbone& model, std::vector<double> mult, int64_t unfreeze_every,
+                         const std::function<bool(const std::string&)>& keep = {});
+  bool trainable(size_t layer, int64_t epoch) const;
+  /// Layers [0, P) hold only frozen parameters or none.
+  size_t frozen_prefix(int64_t epoch) const;
+  /// Sets requires_grad and the train/eval mode of every layer for this epoch.
+  void apply(models::Backbone& model, int64_t epoch, bool adapt_frozen_bn) const;
+  /// {"layers": {name: multiplier}, "frozen_prefix": name or ""}: the plan by names.
+  nlohmann::json to_json() const;
+};
+
+/// Trains model on a labelled set (and/or a paired unlabelled set), checking val after
+/// each epoch and test at the end; the one engine under train, finetune, adapt,
+/// pretrain, semisup and the studies.
 class Trainer {
  public:
   /// Requires: cfg.validate() passes; meta describes model.
   Trainer(models::BackbonePtr model, io::ModelMeta meta, TrainConfig cfg);
-  /// Runs (or resumes) training. Throws graft::Error on a NaN or infinite loss,
-  /// keeping the last good checkpoint and naming it.
-  TrainResult fit(const data::DatasetPtr& train, const data::DatasetPtr& val, const data::DatasetPtr& test);
-  /// Adds `loss` to every step's objective; `name` labels it in progress lines. Turns the
-  /// frozen-prefix cache off (the extra term runs the whole model).
+  ~Trainer();
+  /// Adds an objective term. Terms that run the whole model turn the frozen-prefix cache off.
+  void add_term(TermPtr term);
+  /// Adds `loss` to every step's objective; `name` labels it in progress lines.
   void set_extra_loss(ExtraLoss loss, std::string name);
+  /// Pairs every step with a batch of `unlabelled` (its labels, if any, are never read),
+  /// positioned from the global step; with a null labelled set, this set alone defines
+  /// the epochs (source-free training).
+  void set_paired(data::DatasetPtr unlabelled, int64_t batch_size, uint64_t seed);
+  /// Terms see the (flattened) output of this layer as features.
+  void set_tap(const std::string& layer);
+  /// Parameters for which keep(name) is false never train.
+  void set_param_filter(std::function<bool(const std::string&)> keep);
+  void set_observer(std::shared_ptr<EpochObserver> observer);
+  /// Whether the labelled cross-entropy is part of the objective (default true).
+  void set_labelled_loss(bool on);
+  /// Runs (or resumes) training. train may be null only with a paired set.
+  /// Throws graft::Error on a NaN or infinite loss, keeping the last good checkpoint and naming it.
+  TrainResult fit(const data::DatasetPtr& train, const data::DatasetPtr& val, const data::DatasetPtr& test);
   const models::BackbonePtr& model() const { return model_; }
 
  private:
+  struct Run;
   models::BackbonePtr model_;
   io::ModelMeta meta_;
   TrainConfig cfg_;
-  ExtraLoss extra_;
-  std::string extra_name_;
+  std::vector<TermPtr> terms_;
+  data::DatasetPtr paired_;
+  int64_t paired_batch_ = 0;
+  uint64_t paired_seed_ = 0;
+  std::string tap_;
+  std::function<bool(const std::string&)> keep_;
+  std::shared_ptr<EpochObserver> observer_;
+  bool labelled_loss_ = true;
+  bool l2sp_added_ = false;
 };
 
 }  // namespace graft::train
