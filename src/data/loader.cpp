@@ -16,14 +16,29 @@ Loader::Loader(DatasetPtr dataset, Pipeline pipeline, LoaderOptions opts)
   GRAFT_CHECK(opts_.batch_size > 0 && opts_.batch_size <= (1 << 20), "--batch-size must be in [1, 1048576], got ",
               opts_.batch_size);
   GRAFT_CHECK(opts_.workers >= 0 && opts_.workers <= 256, "--workers must be in [0, 256], got ", opts_.workers);
+  GRAFT_CHECK(opts_.world >= 1 && opts_.rank >= 0 && opts_.rank < opts_.world, "loader shard: rank ", opts_.rank,
+              " is not in 0..", opts_.world - 1, " (world size ", opts_.world, ")");
+  if (opts_.world > 1) {
+    const int64_t n = dataset_->size(), one_process_batches = (n + opts_.batch_size - 1) / opts_.batch_size;
+    GRAFT_CHECK(opts_.world <= one_process_batches, "WORLD_SIZE=", opts_.world, " is larger than the ",
+                one_process_batches, " batch(es) of an epoch of ", dataset_->describe(), " (", n,
+                " examples, --batch-size ", opts_.batch_size, "): lower the world size or --batch-size");
+    GRAFT_CHECK(batches_per_epoch() > 0, "with WORLD_SIZE=", opts_.world, " each rank reads ", shard_size(n, opts_),
+                " examples of ", dataset_->describe(), " per epoch, less than one --batch-size ", opts_.batch_size,
+                " batch: lower --batch-size or the world size");
+  }
   opts_.prefetch = std::max(1, opts_.prefetch);
   opts_.skip_bad = opts_.skip_bad || dataset_->skip_bad();
 }
 
 Loader::~Loader() { stop_workers(); }
 
+int64_t Loader::shard_size(int64_t n, const LoaderOptions& opts) {
+  return opts.world > 1 ? (n + opts.world - 1) / opts.world : n;
+}
+
 int64_t Loader::batches_per_epoch() const {
-  int64_t n = dataset_->size(), b = opts_.batch_size;
+  int64_t n = shard_size(dataset_->size(), opts_), b = opts_.batch_size;
   return opts_.drop_last ? n / b : (n + b - 1) / b;
 }
 
@@ -49,7 +64,14 @@ std::vector<int64_t> Loader::epoch_order(int64_t n, const LoaderOptions& opts, i
     std::mt19937_64 rng(example_seed(opts.seed, epoch, -1));
     std::shuffle(order.begin(), order.end(), rng);
   }
-  return order;
+  if (opts.world <= 1) return order;
+  // DistributedSampler: pad to a multiple of world with the first indices (cyclically when the
+  // padding is longer than the data), then take every world-th from this rank's position.
+  const int64_t per_rank = shard_size(n, opts);
+  std::vector<int64_t> shard;
+  shard.reserve(static_cast<size_t>(per_rank));
+  for (int64_t k = 0; k < per_rank; ++k) shard.push_back(order[static_cast<size_t>((k * opts.world + opts.rank) % n)]);
+  return shard;
 }
 
 void Loader::start_epoch(int64_t epoch, int64_t skip_batches) {
@@ -63,7 +85,7 @@ void Loader::start_epoch(int64_t epoch, int64_t skip_batches) {
 }
 
 Batch Loader::make_batch(int64_t b) const {
-  int64_t lo = b * opts_.batch_size, hi = std::min<int64_t>(lo + opts_.batch_size, dataset_->size());
+  int64_t lo = b * opts_.batch_size, hi = std::min<int64_t>(lo + opts_.batch_size, static_cast<int64_t>(order_.size()));
   std::vector<int64_t> idx(order_.begin() + lo, order_.begin() + hi);
   if (dataset_->tensor_backed() && !pipeline_.random()) {
     auto batch = dataset_->get_batch(idx);

@@ -27,6 +27,13 @@ struct LoaderOptions {
   int prefetch = 4;
   /// Drop examples whose decoding fails (counted by skipped()) instead of throwing.
   bool skip_bad = false;
+  /// Data-parallel sharding with PyTorch DistributedSampler's semantics: every rank draws the
+  /// same seeded permutation of the epoch, pads it to a multiple of `world` by repeating its
+  /// first indices, and reads every world-th index from position `rank`. All ranks get the
+  /// same number of examples and batches; the shards are disjoint except for the padding (at
+  /// most world-1 examples seen twice per epoch). world = 1: the whole epoch, as before.
+  int64_t rank = 0;
+  int64_t world = 1;
   LoaderOptions& batch_size_(int64_t v) { batch_size = v; return *this; }
   LoaderOptions& shuffle_(bool v) { shuffle = v; return *this; }
   LoaderOptions& drop_last_(bool v) { drop_last = v; return *this; }
@@ -34,6 +41,7 @@ struct LoaderOptions {
   LoaderOptions& workers_(int v) { workers = v; return *this; }
   LoaderOptions& prefetch_(int v) { prefetch = v; return *this; }
   LoaderOptions& skip_bad_(bool v) { skip_bad = v; return *this; }
+  LoaderOptions& shard_(int64_t r, int64_t w) { rank = r; world = w; return *this; }
 };
 
 /// Iterates a dataset in batches, one epoch at a time:
@@ -53,7 +61,10 @@ class Loader {
   int64_t batches_per_epoch() const;
   /// The order in which an epoch visits the examples of a dataset of size n
   /// (the same order start_epoch uses), for consumers that batch cached data themselves.
+  /// With opts.world > 1: this rank's shard of the epoch (shard_size(n, opts) indices).
   static std::vector<int64_t> epoch_order(int64_t n, const LoaderOptions& opts, int64_t epoch);
+  /// Examples one rank reads per epoch from a dataset of size n: ceil(n / world).
+  static int64_t shard_size(int64_t n, const LoaderOptions& opts);
   /// Examples dropped so far because they could not be decoded (skip_bad).
   int64_t skipped() const { return skipped_.load(); }
   const DatasetPtr& dataset() const { return dataset_; }
