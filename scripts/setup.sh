@@ -31,6 +31,8 @@ fi
 # Peers and fixture generators (never used by graft at run time): python3-torch,
 # python3-torchvision, python3-sklearn, python3-numpy.
 # Tests: chromium renders the HTML study reports headless (graft never runs it).
+# Reliability: clang-14 + libclang-rt-14-dev (libFuzzer, scripts/fuzz.sh), prlimit and
+# GNU time (scripts/badinput.sh).
 packages=(
   build-essential cmake ninja-build ccache pkg-config
   libtorch-dev libopenblas0-openmp
@@ -40,6 +42,7 @@ packages=(
   dataset-fashion-mnist
   python3 python3-numpy python3-torch python3-torchvision python3-sklearn python3-pil
   chromium
+  clang-14 libclang-rt-14-dev util-linux time
 )
 
 # node/npm may come from elsewhere (e.g. NodeSource, whose nodejs conflicts with

@@ -32,7 +32,7 @@ void add_demo(CLI::App& app) {
   sub->add_option("--out", o->out, "output folder")->capture_default_str();
   sub->add_option("--epochs", o->epochs, "training epochs")->capture_default_str();
   sub->add_option("--limit", o->limit, "train on the first N MNIST images only (0: all 60000)")->capture_default_str();
-  sub->add_option("--seed", o->seed, "seed")->capture_default_str();
+  sub->add_option("--seed", o->seed, "seed")->capture_default_str()->check(seed_check());
   add_common(*sub, o->common);
   sub->callback([o] {
     apply_common(o->common);

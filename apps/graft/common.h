@@ -16,9 +16,10 @@ namespace graft::cli {
 struct Common {
   std::string device = "cpu";
   int threads = 0;
+  int64_t max_pixels = 0;  ///< 0: data::kDefaultMaxPixels
 };
 void add_common(CLI::App& app, Common& c);
-/// Applies --threads, checks --device and warns once about a reference BLAS.
+/// Applies --threads and --max-pixels, checks --device and warns once about a reference BLAS.
 void apply_common(const Common& c);
 
 /// A model opened from a CLI spec, with what is needed to feed it.
@@ -34,6 +35,22 @@ struct OpenedModel {
 OpenedModel open_model(const std::string& spec, std::vector<int64_t> input_shape,
                        const std::vector<std::string>& class_names, int channels, const std::string& preprocess,
                        uint64_t seed);
+
+/// Throws graft::Error naming the file and the first parameter or buffer holding NaN
+/// or inf (a diverged run's model must not produce scores); the Checkpoint form also
+/// checks attached tensors (off-the-shelf classifiers).
+void require_finite(const models::BackbonePtr& model, const std::string& path);
+void require_finite(const io::Checkpoint& ck, const std::string& path);
+
+/// Checks a seed given on the command line as text: a non-negative integer below
+/// 2^63. Throws graft::Error naming the option ("--seed -1 is not ...") otherwise, so a
+/// negative seed never wraps around to 2^64-1 and an empty one never means 0.
+uint64_t parse_seed(const std::string& text, const std::string& option);
+/// CLI11 validator for --seed/--seeds values (each item of a list): parse_seed's rule.
+CLI::Validator seed_check();
+/// The same for a comma-separated list of seeds (--seeds 1,2,3); empty items and an
+/// empty list are errors.
+std::vector<uint64_t> parse_seeds(const std::string& text, const std::string& option);
 
 /// Splits a comma-separated list of names ("conv1,fc2"), dropping empty items.
 std::vector<std::string> split_names(const std::string& s);

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "graft/core/check.h"
+#include "graft/io/files.h"
 
 namespace graft::features {
 
@@ -124,7 +125,7 @@ std::string TransferResult::to_csv() const {
   std::ostringstream o;
   o << "layer,labels_per_class,seed,train_size,dim,C,accuracy,fit_seconds\n" << std::setprecision(8);
   for (const auto& r : runs)
-    o << r.layer << "," << r.labels_per_class << "," << r.seed << "," << r.train_size << "," << r.dim << "," << r.C
+    o << io::csv_field(r.layer) << "," << r.labels_per_class << "," << r.seed << "," << r.train_size << "," << r.dim << "," << r.C
       << "," << r.accuracy << "," << r.fit_seconds << "\n";
   return o.str();
 }
