@@ -26,6 +26,7 @@
 #include "graft/data/dataset.h"
 #include "graft/data/readers.h"
 #include "graft/data/registry.h"
+#include "graft/data/transforms.h"
 #include "graft/io/archive.h"
 #include "graft/io/checkpoint.h"
 #include "graft/io/files.h"
@@ -781,4 +782,11 @@ TEST(Reliability, EmptyOrNegativeSeedsAreErrors) {
     EXPECT_TRUE(contains(r.out, "seed")) << args << "\n" << r.out;
     EXPECT_FALSE(contains(r.out, "18446744073709551615")) << r.out;
   }
+}
+
+TEST(Reliability, TransformSizesAreBoundedLikeImages) {
+  // Found by fuzz_transform: resize=14414 asked for a 2.5 GB float image per example.
+  auto e = error_of([] { data::Pipeline::parse("resize=14414"); });
+  EXPECT_TRUE(contains(e, "resize=14414") && contains(e, "more than 64 megapixels")) << e;
+  EXPECT_EQ(error_of([] { data::Pipeline::parse("resize=224x224"); }), "");
 }

@@ -33,6 +33,9 @@ std::pair<int64_t, int64_t> parse_size(const std::string& s, const std::string& 
   auto b = x == std::string::npos ? a : parse_doubles(s.substr(x + 1), ',', step);
   GRAFT_CHECK(a[0] >= 1 && b[0] >= 1 && a[0] <= 16384 && b[0] <= 16384, "transform '", step,
               "': size must be between 1 and 16384");
+  // Same bound as decoded images (--max-pixels' default): an output size is memory too.
+  GRAFT_CHECK(a[0] * b[0] <= 64.0 * (1 << 20), "transform '", step, "': ", a[0], "x", b[0],
+              " is more than 64 megapixels");
   return {static_cast<int64_t>(a[0]), static_cast<int64_t>(b[0])};
 }
 
