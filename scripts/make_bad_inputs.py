@@ -57,7 +57,7 @@ rng = np.random.default_rng(0)
 x = rng.random((12, 4), dtype=np.float32)
 npy("x.npy", x)
 npy("y.npy", (np.arange(12) % 3).astype(np.int64))
-for name, v in [("y_1e12.npy", 10**12), ("y_1e6.npy", 10**6), ("y_neg.npy", -5)]:
+for name, v in [("y_1e12.npy", 10**12), ("y_1e6.npy", 10**6), ("y_5000.npy", 5000), ("y_neg.npy", -5)]:
     y = (np.arange(12) % 3).astype(np.int64)
     y[7] = v
     npy(name, y)
@@ -94,8 +94,6 @@ with open(p("idx_bad_magic"), "wb") as f:
     f.write(b"\x12\x34\x08\x03" + bytes(20))
 with open(p("idx_img5"), "wb") as f:
     f.write(idx([5, 4, 4], bytes(range(80))))
-with open(p("idx_lab_big"), "wb") as f:
-    f.write(idx([5], bytes([0, 1, 2, 0, 200])))
 with open(p("idx_bad.gz"), "wb") as f:
     f.write(gzip.compress(idx([5, 4, 4], bytes(range(80))))[:40])
 

@@ -790,3 +790,17 @@ TEST(Reliability, TransformSizesAreBoundedLikeImages) {
   EXPECT_TRUE(contains(e, "resize=14414") && contains(e, "more than 64 megapixels")) << e;
   EXPECT_EQ(error_of([] { data::Pipeline::parse("resize=224x224"); }), "");
 }
+
+TEST(Reliability, FuzzFindingsStayFixed) {
+  // fuzz_checkpoint: a 49-byte file claiming a zip64 directory read before its start.
+  std::string zip64;
+  {
+    std::ifstream in(graft::test::source_dir() + "/fuzz/corpus/checkpoint/regress-zip64-short", std::ios::binary);
+    zip64.assign((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  }
+  ASSERT_FALSE(zip64.empty());
+  EXPECT_TRUE(contains(error_of([&] { io::verify_zip(zip64.data(), zip64.size(), "z"); }), "z is damaged"));
+  // fuzz_spec: a dataset name too long for the file system threw std::filesystem_error.
+  auto e = error_of([] { data::open_dataset(std::string(300, 'z') + ":train"); });
+  EXPECT_TRUE(contains(e, "dataset '") && contains(e, "too long")) << e;
+}

@@ -66,7 +66,21 @@ std::vector<std::string> builtin_dataset_names() {
           "npy:INPUTS[,LABELS]"};
 }
 
+namespace {
+DatasetPtr open_dataset_unchecked(const std::string& spec);
+}  // namespace
+
 DatasetPtr open_dataset(const std::string& spec) {
+  try {
+    return open_dataset_unchecked(spec);
+  } catch (const fs::filesystem_error& e) {
+    // e.g. a name too long for the file system, or a folder that cannot be listed.
+    GRAFT_FAIL("dataset '", spec, "': '", e.path1().string(), "': ", e.code().message());
+  }
+}
+
+namespace {
+DatasetPtr open_dataset_unchecked(const std::string& spec) {
   GRAFT_CHECK(!spec.empty(), "empty dataset spec; use e.g. mnist:train or folder:DIR");
   auto parts = split_on(spec, '@');
   const std::string& base = parts[0];
@@ -160,5 +174,6 @@ DatasetPtr open_dataset(const std::string& spec) {
   GRAFT_CHECK(d->size() > 0, "dataset '", spec, "' is empty");
   return d;
 }
+}  // namespace
 
 }  // namespace graft::data

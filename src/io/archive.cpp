@@ -46,7 +46,7 @@ Directory find_directory(const unsigned char* d, size_t n, const std::string& na
   if (dir.entries == 0xFFFF || dir.offset == 0xFFFFFFFF || dir.size == 0xFFFFFFFF) {
     GRAFT_CHECK(eocd >= 20 && le(d + eocd - 20, 4) == 0x07064b50, name, " is damaged: zip64 locator missing");
     uint64_t z = le(d + eocd - 20 + 8, 8);
-    GRAFT_CHECK(z <= n - 56 && le(d + z, 4) == 0x06064b50, name, " is damaged: zip64 end record missing");
+    GRAFT_CHECK(n >= 56 && z <= n - 56 && le(d + z, 4) == 0x06064b50, name, " is damaged: zip64 end record missing");
     dir = {le(d + z + 32, 8), le(d + z + 48, 8), le(d + z + 40, 8)};
   }
   GRAFT_CHECK(dir.offset <= n && dir.size <= n - dir.offset, name, " is damaged: the directory lies outside the file");
