@@ -145,12 +145,13 @@ echo "**$total inputs: $clear clear one-line errors, $crash crashes, $hang hangs
 echo
 if [ "$(id -u)" -eq 0 ] && mkdir -p full && mount -t tmpfs -o size=1m tmpfs full 2>/dev/null; then
   /usr/bin/python3 -c "import numpy as np; np.save('wide.npy', np.random.rand(3000, 128).astype('float32')); np.save('wide_y.npy', (np.arange(3000) % 3).astype('int64'))"
-  echo "| write on a full 1 MiB tmpfs | exit | verdict | error line | files left |"
+  echo "| write on a full 1 MiB tmpfs (free space) | exit | verdict | error line | files left |"
   echo "|---|---|---|---|---|"
-  full_case() {
-    local name="$1"; shift
+  full_case() {  # NAME FREE_KIB ARGS...: FREE_KIB 0 fills the disk completely
+    local name="$1" free="$2"; shift 2
     rm -rf full/* full/.[!.]* 2>/dev/null
-    dd if=/dev/zero of=full/filler bs=4k status=none 2>/dev/null  # fill it completely
+    dd if=/dev/zero of=full/filler bs=4k status=none 2>/dev/null
+    [ "$free" -gt 0 ] && truncate -s "-${free}K" full/filler
     timeout 120 "$graft" "$@" >/dev/null 2>"$W/err.txt"; local rc=$?
     local line; line=$(grep -m1 "^graft: error" "$W/err.txt" || head -c 160 "$W/err.txt")
     local left; left=$(find full -type f ! -name filler ! -name .lock | sed "s|^full/||" | tr '\n' ' ')
@@ -160,11 +161,12 @@ if [ "$(id -u)" -eq 0 ] && mkdir -p full && mount -t tmpfs -o size=1m tmpfs full
     line="${line//$W\//}"
     echo "| $name | $rc | $v | ${line:0:140} | ${left:-none} |"
   }
-  full_case "linear fit --out (classifier)" linear fit --features wide.npy --labels wide_y.npy --C 1 --out full/c.bin
-  full_case "train --out (checkpoints)" train "${T[@]}" --model mlp:512,512 --data npy:wide.npy,wide_y.npy --epochs 1 --out full/run
-  full_case "extract --out (.npy)" extract "${T[@]}" --model ref_tab/model.ckpt --layers fc1 --data $D --out full/f.npy
-  full_case "predict --out (CSV)" predict "${T[@]}" --model ref_tab/model.ckpt --top 3 --data $D --out full/p.csv
-  full_case "eval --json" eval "${T[@]}" --model ref_tab/model.ckpt --data $D --json full/e.json
+  full_case "linear fit --out (classifier), 0 KiB" 0 linear fit --features wide.npy --labels wide_y.npy --C 1 --out full/c.bin
+  full_case "train --out, 0 KiB" 0 train "${T[@]}" --model mlp:512,512 --data npy:wide.npy,wide_y.npy --epochs 1 --out full/run
+  full_case "train --out, 256 KiB (the checkpoint does not fit)" 256 train "${T[@]}" --model mlp:512,512 --data npy:wide.npy,wide_y.npy --epochs 1 --out full/run
+  full_case "extract --out (.npy), 0 KiB" 0 extract "${T[@]}" --model ref_tab/model.ckpt --layers fc1 --data $D --out full/f.npy
+  full_case "predict --out (CSV), 0 KiB" 0 predict "${T[@]}" --model ref_tab/model.ckpt --top 3 --data $D --out full/p.csv
+  full_case "eval --json, 0 KiB" 0 eval "${T[@]}" --model ref_tab/model.ckpt --data $D --json full/e.json
   umount full
 else
   echo "(disk-full table skipped: needs root to mount a small tmpfs)"
