@@ -58,7 +58,9 @@ void add_adapt(CLI::App& app) {
   sub->add_option("--source-tolerance", o->cfg.source_tolerance,
                   "snd/im choose among epochs whose held-out source accuracy is within this of the run's best")
       ->capture_default_str();
-  sub->add_option("--seeds", o->seeds, "run once per seed and report mean ± std")->delimiter(',')->capture_default_str()->check(seed_check());
+  sub->add_option("--seeds", o->seeds, "run once per seed and report mean ± std")->delimiter(',')
+      ->capture_default_str()
+      ->check(seed_check());
   sub->add_option("--workers", o->cfg.workers, "loader threads")->capture_default_str();
   sub->add_option("--channels", o->channels, "model input channels; needed when source and target channels differ");
   sub->add_option("--preprocess", o->preprocess, "transforms for zoo/TorchScript models")->capture_default_str();

@@ -103,7 +103,9 @@ void add_study_layers(CLI::App& study) {
   sub->add_option("--layers", o->layers, "comma-separated layers (default: every layer but the last)");
   sub->add_option("--labels-per-class", o->t.labels_per_class, "one label budget drawn from --train (0: all)")
       ->delimiter(',')->capture_default_str();
-  sub->add_option("--seeds", o->t.seeds, "one label draw per seed")->delimiter(',')->capture_default_str()->check(seed_check());
+  sub->add_option("--seeds", o->t.seeds, "one label draw per seed")->delimiter(',')
+      ->capture_default_str()
+      ->check(seed_check());
   sub->add_option("--pool", o->t.features.pool, "flatten, avg, max or spp")->capture_default_str();
   sub->add_option("--loss", o->t.classifier.loss, "squared_hinge, hinge or logistic")->capture_default_str();
   sub->add_option("--C", o->t.classifier.C, "regularisation (0: cross-validate)")->capture_default_str();

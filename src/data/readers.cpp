@@ -304,7 +304,9 @@ at::Tensor decode_image(const std::string& path, const ImageFileOptions& opts) {
               "; shrink it or raise --max-pixels");
   // Formats whose header we do not read fall back on OpenCV's own limit, set to the
   // same cap the first time an image is decoded.
-  static const bool env_set = [cap] { return ::setenv("OPENCV_IO_MAX_IMAGE_PIXELS", std::to_string(cap).c_str(), 0) == 0; }();
+  static const bool env_set = [cap] {
+    return ::setenv("OPENCV_IO_MAX_IMAGE_PIXELS", std::to_string(cap).c_str(), /*overwrite=*/0) == 0;
+  }();
   (void)env_set;
   int reduce = 1;
   if (known && opts.decode_h > 0 && opts.decode_w > 0)

@@ -165,7 +165,8 @@ DatasetPtr open_dataset_unchecked(const std::string& spec) {
     else if (key == "per-class") d = labels_per_class(d, need_int(), seed);
     else if (key == "limit") d = take(d, need_int());
     else if (key == "unlabelled" || key == "unlabeled") d = unlabelled(d);
-    else if (key == "skip-bad" || key == "gray" || key == "rgb" || key == "max-pixels" || key == "decode-size") continue;
+    else if (key == "skip-bad" || key == "gray" || key == "rgb" || key == "max-pixels" || key == "decode-size")
+      continue;
     else
       GRAFT_FAIL("dataset '", spec, "': unknown view '@", v,
                  "'; known: @classes=A-B, @per-class=N, @seed=N, @limit=N, @unlabelled, @skip-bad, @gray, @rgb, "

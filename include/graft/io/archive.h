@@ -17,7 +17,8 @@ namespace graft::io {
 /// Checks a zip archive held in memory: end-of-central-directory record (zip64
 /// included), every central-directory entry matching its local header, records inside
 /// the file, and each record's CRC32 (stored records directly; deflated ones, such as
-/// libtorch's code files, after inflating them). Returns the number of records. Throws graft::Error "NAME is damaged: ..." naming the first bad record.
+/// libtorch's code files, after inflating them). Returns the number of records.
+/// Throws graft::Error "NAME is damaged: ..." naming the first bad record.
 int64_t verify_zip(const void* data, size_t size, const std::string& name);
 
 /// Reads path, verifies it with verify_zip and loads it into `in`. Throws graft::Error
