@@ -804,3 +804,9 @@ TEST(Reliability, FuzzFindingsStayFixed) {
   auto e = error_of([] { data::open_dataset(std::string(300, 'z') + ":train"); });
   EXPECT_TRUE(contains(e, "dataset '") && contains(e, "too long")) << e;
 }
+
+TEST(Reliability, TransformNumbersAreRangeCheckedBeforeConversion) {
+  // Found by fuzz_transform (UBSan): a padding of 2.3e85 was cast to an integer.
+  auto e = error_of([] { data::Pipeline::parse("random-crop=6:2e85"); });
+  EXPECT_TRUE(contains(e, "padding out of range")) << e;
+}

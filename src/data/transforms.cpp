@@ -268,8 +268,10 @@ Pipeline Pipeline::parse(const std::string& spec) {
       need();
       auto c = val.find(':');
       auto s = parse_size(val.substr(0, c), step).first;
-      int64_t pad = c == std::string::npos ? 0 : static_cast<int64_t>(parse_doubles(val.substr(c + 1), ',', step)[0]);
-      GRAFT_CHECK(pad >= 0 && pad < 1024, "transform '", step, "': padding out of range");
+      // Range-checked as a double: casting 1e300 to an integer is undefined (found by fuzz_transform).
+      double pad_d = c == std::string::npos ? 0 : parse_doubles(val.substr(c + 1), ',', step)[0];
+      GRAFT_CHECK(pad_d >= 0 && pad_d < 1024, "transform '", step, "': padding out of range");
+      auto pad = static_cast<int64_t>(pad_d);
       p.add(std::make_shared<RandomCrop>(s, pad));
     } else if (name == "hflip") {
       double pr = val.empty() ? 0.5 : parse_doubles(val, ',', step)[0];
