@@ -33,6 +33,8 @@ fi
 # python3-torchvision, python3-sklearn, python3-numpy.
 # Fonts: FreeType and the font packages that 'graft data make syndigits' draws digits from.
 # Tests: chromium renders the HTML study reports headless (graft never runs it).
+# Reliability: clang-14 + libclang-rt-14-dev (libFuzzer, scripts/fuzz.sh), prlimit and
+# GNU time (scripts/badinput.sh).
 packages=(
   build-essential cmake ninja-build ccache pkg-config
   libtorch-dev libopenblas0-openmp libgloo-dev libgoogle-glog-dev
@@ -46,6 +48,7 @@ packages=(
   fonts-crosextra-carlito fonts-crosextra-caladea fonts-open-sans fonts-roboto-unhinted fonts-lato
   fonts-cantarell fonts-linuxlibertine fonts-ebgaramond fonts-croscore fonts-comic-neue fonts-go fonts-hack
   fonts-quicksand fonts-league-spartan fonts-sil-gentium fonts-inconsolata fonts-stix
+  clang-14 libclang-rt-14-dev util-linux time
 )
 
 # node/npm may come from elsewhere (e.g. NodeSource, whose nodejs conflicts with

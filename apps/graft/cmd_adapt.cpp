@@ -212,7 +212,10 @@ void add_adapt(CLI::App& app) {
   sub->add_option("--freeze-through", c.policy.freeze_through, "freeze this layer and all below it");
   sub->add_option("--lr-mult", c.policy.lr_mult, "per-layer learning-rate rules GLOB=MULT,..., e.g. conv*=0.1");
   sub->add_option("--layer-decay", c.policy.layer_decay, "layer-wise learning-rate decay")->capture_default_str();
-  sub->add_option("--seeds", o->seeds, "run once per seed and report mean ± std")->delimiter(',')->capture_default_str();
+  sub->add_option("--seeds", o->seeds, "run once per seed and report mean ± std")
+      ->delimiter(',')
+      ->capture_default_str()
+      ->check(seed_check());
   sub->add_option("--workers", c.workers, "loader threads")->capture_default_str();
   sub->add_option("--channels", o->channels, "model input channels; needed when source and target channels differ");
   sub->add_option("--preprocess", o->preprocess, "transforms for zoo/TorchScript models")->capture_default_str();

@@ -4,6 +4,7 @@
 #include "common.h"
 #include "graft/core/check.h"
 #include "graft/data/builders.h"
+#include "graft/data/readers.h"
 #include "graft/data/registry.h"
 #include "graft/io/files.h"
 
@@ -25,7 +26,7 @@ void add_data(CLI::App& app) {
   auto mm = std::make_shared<data::MnistMOptions>();
   auto* mnistm = make->add_subcommand("mnistm", "MNIST digits blended with colour photo patches (|patch - digit|)");
   mnistm->add_option("--out", mm->out_dir, "output folder (default: CACHE/mnistm)");
-  mnistm->add_option("--seed", mm->seed, "seed")->capture_default_str();
+  mnistm->add_option("--seed", mm->seed, "seed")->capture_default_str()->check(seed_check());
   mnistm->add_option("--limit", mm->limit, "only the first N images per split (0: all)")->capture_default_str();
   mnistm->add_option("--photos", mm->photos, "colour photos to cut patches from (default: CACHE/photos)");
   mnistm->callback([mm] {
@@ -71,7 +72,7 @@ void add_data(CLI::App& app) {
   moons->add_option("--rotate", mo->o.rotate_deg, "rotation in degrees")->capture_default_str();
   moons->add_option("--n", mo->o.n_train, "points per split")->capture_default_str();
   moons->add_option("--noise", mo->o.noise, "Gaussian noise")->capture_default_str();
-  moons->add_option("--seed", mo->o.seed, "seed")->capture_default_str();
+  moons->add_option("--seed", mo->o.seed, "seed")->capture_default_str()->check(seed_check());
   moons->add_option("--name", mo->name, "dataset name in the cache (default moons or moons-rotD)");
   moons->add_option("--out", mo->o.out_dir, "output folder instead of the cache");
   moons->callback([mo] {
@@ -92,7 +93,7 @@ void add_data(CLI::App& app) {
   auto iop = std::make_shared<InfoOpts>();
   auto* info = data->add_subcommand("info", "Describe a dataset: size, example shape, classes and counts");
   info->add_option("spec", iop->spec, "dataset spec")->required();
-  add_common(*info, iop->common);  // decoding image folders runs on the loader threads
+  add_common(*info, iop->common);  // decoding image folders runs on the loader threads; --max-pixels
   info->callback([iop] {
     apply_common(iop->common);
     auto d = data::open_dataset(iop->spec);

@@ -217,7 +217,7 @@ void add_demo(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--labels-per-class", o->labels, "target labels per class for the off-the-shelf probe")
       ->capture_default_str();
-  sub->add_option("--seed", o->seed, "seed")->capture_default_str();
+  sub->add_option("--seed", o->seed, "seed")->capture_default_str()->check(seed_check());
   add_common(*sub, o->common);
   sub->callback([o] {
     apply_common(o->common);

@@ -32,6 +32,7 @@ void add_eval(CLI::App& app) {
     auto m = open_model(o->model, {}, {}, 0, "", 0);
     GRAFT_CHECK(m.from_checkpoint, "--model '", o->model,
                 "' is not a graft checkpoint; evaluation needs the class names and preprocessing saved by graft train");
+    require_finite(m.model, o->model);
     m.model->to(parse_device(o->common.device));
     nlohmann::json all = nlohmann::json::object();
     for (const auto& spec : o->data) {

@@ -27,6 +27,7 @@ at::Tensor read_labels(const std::string& path, int64_t rows, const std::string&
   GRAFT_CHECK(y.dim() == 1, path, ": labels must have shape (N,), got ", y.sizes());
   GRAFT_CHECK(y.size(0) == rows, path, " holds ", y.size(0), " labels but ", features, " holds ", rows,
               " feature rows; they must have the same length");
+  data::check_labels(y, path);
   return y.to(at::kLong);
 }
 
@@ -56,7 +57,7 @@ void add_linear(CLI::App& app) {
   fit->add_option("--folds", f->o.folds, "cross-validation folds")->capture_default_str();
   fit->add_flag("--balanced", f->o.balanced, "weight classes inversely to their frequency");
   fit->add_flag("!--no-standardize", f->o.standardize, "do not z-score the features");
-  fit->add_option("--seed", f->o.seed, "seed of the fold assignment")->capture_default_str();
+  fit->add_option("--seed", f->o.seed, "seed of the fold assignment")->capture_default_str()->check(seed_check());
   fit->add_option("--out", f->out, "where to save the classifier")->required();
   fit->add_option("--report", f->report, "also write C, cross-validation scores and fit time as JSON here");
   fit->callback([f] {

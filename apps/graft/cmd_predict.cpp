@@ -51,6 +51,7 @@ void add_predict(CLI::App& app) {
       ck.meta = ts.meta;
       ck.path = o->model;
     }
+    require_finite(ck, o->model);
     auto dev = parse_device(o->common.device);
     ck.model->to(dev);
     ck.model->train(false);
@@ -105,13 +106,11 @@ void add_predict(CLI::App& app) {
       for (int64_t i = 0; i < b->size(); ++i) {
         int64_t pos = b->index[i].item<int64_t>();
         if (names.empty()) csv << pos;
-        else csv << names[static_cast<size_t>(pos)];
+        else csv << io::csv_field(names[static_cast<size_t>(pos)]);
         csv << "," << b->label[i].item<int64_t>();
         for (int64_t k = 0; k < o->top; ++k) {
           auto c = idx[i][k].item<int64_t>();
-          std::string cname = classes[static_cast<size_t>(c)];
-          if (cname.find_first_of(",\"") != std::string::npos) cname = "\"" + cname + "\"";
-          csv << "," << cname << "," << vals[i][k].item<float>();
+          csv << "," << io::csv_field(classes[static_cast<size_t>(c)]) << "," << vals[i][k].item<float>();
         }
         csv << "\n";
       }

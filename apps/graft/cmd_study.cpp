@@ -32,7 +32,7 @@ void add_study_transferability(CLI::App& study) {
   sub->add_option("--n", o->s.ns, "numbers of layers to copy (default: 1 .. every transferable layer)")
       ->delimiter(',');
   sub->add_option("--seeds", o->s.seeds, "one full study per seed; mean and spread over them")
-      ->delimiter(',')->capture_default_str();
+      ->delimiter(',')->capture_default_str()->check(seed_check());
   sub->add_option("--per-class", o->s.per_class, "training images per class in each half, one draw shared by every seed (0: all)")
       ->capture_default_str();
   sub->add_option("--score-examples", o->s.score_examples, "B training images for the LogME score of each layer")
@@ -104,7 +104,9 @@ void add_study_layers(CLI::App& study) {
   sub->add_option("--layers", o->layers, "comma-separated layers (default: every layer but the last)");
   sub->add_option("--labels-per-class", o->t.labels_per_class, "one label budget drawn from --train (0: all)")
       ->delimiter(',')->capture_default_str();
-  sub->add_option("--seeds", o->t.seeds, "one label draw per seed")->delimiter(',')->capture_default_str();
+  sub->add_option("--seeds", o->t.seeds, "one label draw per seed")->delimiter(',')
+      ->capture_default_str()
+      ->check(seed_check());
   sub->add_option("--pool", o->t.features.pool, "flatten, avg, max or spp")->capture_default_str();
   sub->add_option("--loss", o->t.classifier.loss, "squared_hinge, hinge or logistic")->capture_default_str();
   sub->add_option("--C", o->t.classifier.C, "regularisation (0: cross-validate)")->capture_default_str();

@@ -22,7 +22,9 @@ void add_train_config(CLI::App& sub, train::TrainConfig& c) {
   sub.add_option("--gamma", c.gamma, "step schedule: decay factor")->capture_default_str();
   sub.add_option("--warmup-epochs", c.warmup_epochs, "linear warm-up, in epochs")->capture_default_str();
   sub.add_option("--label-smoothing", c.label_smoothing, "label smoothing of the cross-entropy")->capture_default_str();
-  sub.add_option("--seed", c.seed, "seed of initialisation, data order and augmentation")->capture_default_str();
+  sub.add_option("--seed", c.seed, "seed of initialisation, data order and augmentation")
+      ->capture_default_str()
+      ->check(seed_check());
   sub.add_option("--workers", c.workers, "loader threads")->capture_default_str();
   sub.add_option("--augment", c.augment, "random transforms, e.g. random-crop=28:2,hflip");
   sub.add_option("--out", c.out_dir, "output folder: checkpoints, metrics.jsonl, result.json")->required();

@@ -31,7 +31,7 @@ void add_transfer(CLI::App& app) {
   sub->add_option("--labels-per-class", o->t.labels_per_class, "label budgets drawn from --train (0: all)")
       ->delimiter(',')->capture_default_str();
   sub->add_option("--seeds", o->t.seeds, "one label draw (and CV fold assignment) per seed")
-      ->delimiter(',')->capture_default_str();
+      ->delimiter(',')->capture_default_str()->check(seed_check());
   sub->add_option("--pool", o->t.features.pool, "flatten, avg, max or spp")->capture_default_str();
   sub->add_option("--norm", o->t.features.norm, "none, l2 or power")->capture_default_str();
   sub->add_option("--tta", o->t.features.tta, "none, flip, crops or crops+flip")->capture_default_str();

@@ -1,12 +1,21 @@
 #include "common.h"
 
+#include <ATen/ATen.h>
+
 #include <cmath>
 #include <iomanip>
 #include <iostream>
+#include <filesystem>
 #include <sstream>
 
 #include "graft/core/check.h"
+#include "graft/core/parse.h"
 #include "graft/core/runtime.h"
+#include "graft/data/readers.h"
+#include "graft/models/zoo.h"
+#include "graft/train/divergence.h"
+
+namespace fs = std::filesystem;
 
 namespace graft::cli {
 
@@ -17,11 +26,16 @@ void add_common(CLI::App& app, Common& c) {
   // Some commands register their own --quiet (bound to their config); keep theirs.
   if (!app.get_option_no_throw("--quiet"))
     app.add_flag("--quiet", c.quiet, "no progress lines (the one-line summary of the run, warnings and errors still show)");
+  app.add_option("--max-pixels", c.max_pixels,
+                 "refuse image files above this many pixels (width x height), read from their header before "
+                 "decoding (default 67108864 = 64 Mpx)");
 }
 
 void apply_common(const Common& c) {
   warn_if_reference_blas();
   set_threads(c.threads);
+  GRAFT_CHECK(c.max_pixels >= 0, "--max-pixels must be positive, got ", c.max_pixels);
+  if (c.max_pixels > 0) data::set_max_pixels(c.max_pixels);
   parse_device(c.device);
 }
 
@@ -58,6 +72,46 @@ void Progress::update(int64_t done, int64_t total, const std::string& unit) {
   std::cerr << o.str() << std::endl;
 }
 
+void require_finite(const models::BackbonePtr& model, const std::string& path) {
+  auto bad = train::first_non_finite(*model);
+  GRAFT_CHECK(bad.empty(), "model '", path, "' has non-finite weights (", bad,
+              " holds NaN or inf): the run that saved it diverged; retrain with a lower --lr");
+}
+
+void require_finite(const io::Checkpoint& ck, const std::string& path) {
+  require_finite(ck.model, path);
+  if (ck.attachment)
+    for (const auto& [name, t] : ck.attachment->tensors)
+      GRAFT_CHECK(!t.is_floating_point() || at::isfinite(t).all().item<bool>(), "model '", path,
+                  "' has a non-finite attached tensor (", name, "); refit the classifier");
+}
+
+uint64_t parse_seed(const std::string& text, const std::string& option) {
+  GRAFT_CHECK(!text.empty(), option, " is empty; give a non-negative integer seed such as 1");
+  return static_cast<uint64_t>(parse_int(text, 0, INT64_MAX, option));
+}
+
+CLI::Validator seed_check() {
+  return CLI::Validator(
+      [](std::string& v) -> std::string {
+        try {
+          parse_seed(v, "seed");
+        } catch (const Error& e) {
+          return e.what();
+        }
+        return "";
+      },
+      "SEED>=0");
+}
+
+std::vector<uint64_t> parse_seeds(const std::string& text, const std::string& option) {
+  GRAFT_CHECK(!text.empty(), option, " is empty; give one or more non-negative seeds such as 1,2,3");
+  std::vector<uint64_t> out;
+  std::stringstream ss(text + ",");
+  for (std::string item; std::getline(ss, item, ',');) out.push_back(parse_seed(item, option));
+  return out;
+}
+
 std::vector<std::string> split_names(const std::string& s) {
   std::vector<std::string> out;
   std::stringstream ss(s);
@@ -73,7 +127,7 @@ std::vector<int64_t> parse_shape(const std::string& s, const std::string& option
   while (std::getline(ss, tok, ',')) {
     GRAFT_CHECK(!tok.empty() && tok.find_first_not_of("0123456789") == std::string::npos, option, " '", s,
                 "' is not a shape; use comma-separated sizes like 1,28,28");
-    out.push_back(std::stoll(tok));
+    out.push_back(parse_int(tok, 1, 65536, str(option, " '", s, "'")));
     GRAFT_CHECK(out.back() > 0 && out.back() <= 65536, option, " '", s, "': sizes must be in [1, 65536]");
   }
   GRAFT_CHECK(!out.empty(), option, " is empty; use comma-separated sizes like 1,28,28");

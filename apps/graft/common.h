@@ -20,10 +20,11 @@ struct Common {
   std::string device = "cpu";
   int threads = 0;
   bool quiet = false;
+  int64_t max_pixels = 0;  ///< 0: data::kDefaultMaxPixels
 };
 /// Adds --device, --threads and --quiet (the last only when the command has none yet).
 void add_common(CLI::App& app, Common& c);
-/// Applies --threads, checks --device and warns once about a reference BLAS.
+/// Applies --threads and --max-pixels, checks --device and warns once about a reference BLAS.
 void apply_common(const Common& c);
 
 /// Opening --model is a library call (zoo name, TorchScript file or checkpoint).
@@ -49,6 +50,22 @@ class Progress {
   double every_s_, last_ = -1e9;
   std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
 };
+
+/// Throws graft::Error naming the file and the first parameter or buffer holding NaN
+/// or inf (a diverged run's model must not produce scores); the Checkpoint form also
+/// checks attached tensors (off-the-shelf classifiers).
+void require_finite(const models::BackbonePtr& model, const std::string& path);
+void require_finite(const io::Checkpoint& ck, const std::string& path);
+
+/// Checks a seed given on the command line as text: a non-negative integer below
+/// 2^63. Throws graft::Error naming the option ("--seed -1 is not ...") otherwise, so a
+/// negative seed never wraps around to 2^64-1 and an empty one never means 0.
+uint64_t parse_seed(const std::string& text, const std::string& option);
+/// CLI11 validator for --seed/--seeds values (each item of a list): parse_seed's rule.
+CLI::Validator seed_check();
+/// The same for a comma-separated list of seeds (--seeds 1,2,3); empty items and an
+/// empty list are errors.
+std::vector<uint64_t> parse_seeds(const std::string& text, const std::string& option);
 
 /// Splits a comma-separated list of names ("conv1,fc2"), dropping empty items.
 std::vector<std::string> split_names(const std::string& s);

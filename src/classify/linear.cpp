@@ -12,6 +12,8 @@
 #include <random>
 
 #include "graft/core/check.h"
+#include "graft/io/archive.h"
+#include "graft/data/dataset.h"
 #include "graft/io/files.h"
 
 namespace graft::classify {
@@ -158,7 +160,12 @@ void LinearClassifier::fit(const at::Tensor& X_in, const at::Tensor& y_in, int64
   auto y = y_in.to(at::kLong).cpu().contiguous();
   GRAFT_CHECK(at::isfinite(X).all().item<bool>(), "features contain NaN or infinite values; check the extraction");
   GRAFT_CHECK(y.min().item<int64_t>() >= 0, "labels must be >= 0 (unlabelled examples cannot train a classifier)");
-  if (k <= 0) k = y.max().item<int64_t>() + 1;
+  const int64_t top = y.max().item<int64_t>();
+  GRAFT_CHECK(top < data::kMaxClasses && (top < 1000 || top < y.size(0)), "label ", top,
+              " is too large for ", y.size(0), " examples; labels must be 0..K-1 (at most ", data::kMaxClasses,
+              " classes)");
+  if (k <= 0) k = top + 1;
+  GRAFT_CHECK(k <= data::kMaxClasses, k, " classes requested; at most ", data::kMaxClasses);
   GRAFT_CHECK(y.max().item<int64_t>() < k, "label ", y.max().item<int64_t>(), " outside the ", k, " classes");
   GRAFT_CHECK(std::get<0>(at::_unique(y)).numel() >= 2, "the training labels hold a single class; need at least 2");
   if (opts_.standardize) {
@@ -259,17 +266,12 @@ void LinearClassifier::save(const std::string& path, const nlohmann::json& extra
   torch::serialize::OutputArchive a;
   a.write("meta", c10::IValue(meta.dump()));
   for (const auto& [n, t] : tensors) a.write(n, t);
-  io::write_atomically(path, [&](const std::string& tmp) { a.save_to(tmp); });
+  io::save_archive_atomically(path, a);
 }
 
 LinearClassifier LinearClassifier::load(const std::string& path, nlohmann::json* extra) {
-  io::require_readable(path, "classifier");
   torch::serialize::InputArchive a;
-  try {
-    a.load_from(path);
-  } catch (const c10::Error&) {
-    GRAFT_FAIL(path, " is not a graft linear classifier (truncated or another kind of file)");
-  }
+  io::load_archive_verified(path, a, "linear classifier");
   c10::IValue v;
   GRAFT_CHECK(a.try_read("meta", v) && v.isString(), path, " is not a graft linear classifier");
   nlohmann::json meta;

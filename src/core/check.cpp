@@ -1,4 +1,5 @@
 #include "graft/core/check.h"
+#include "graft/core/parse.h"
 
 #include <algorithm>
 #include <utility>
@@ -36,6 +37,21 @@ void check_choice(const std::string& option, const std::string& value, const std
   auto close = close_matches(value, allowed, 1);
   if (!close.empty()) hint = "; did you mean " + close[0] + "?";
   GRAFT_FAIL("--", option, " '", value, "' is not one of ", list, hint);
+}
+
+int64_t parse_int(const std::string& text, int64_t lo, int64_t hi, const std::string& what) {
+  size_t i = !text.empty() && text[0] == '-' ? 1 : 0;
+  bool ok = text.size() > i && text.size() - i <= 19 && text.find_first_not_of("0123456789", i) == std::string::npos;
+  int64_t v = 0;
+  if (ok) {
+    // At most 19 digits: fits in unsigned 64 bits without overflow; then range-check.
+    unsigned long long u = 0;
+    for (size_t k = i; k < text.size(); ++k) u = u * 10 + static_cast<unsigned>(text[k] - '0');
+    ok = u <= static_cast<unsigned long long>(INT64_MAX);
+    v = i ? -static_cast<int64_t>(u) : static_cast<int64_t>(u);
+  }
+  GRAFT_CHECK(ok && v >= lo && v <= hi, what, ": '", text, "' is not an integer in [", lo, ", ", hi, "]");
+  return v;
 }
 
 }  // namespace graft

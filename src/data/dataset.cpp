@@ -9,6 +9,7 @@
 #include <set>
 
 #include "graft/core/check.h"
+#include "graft/core/parse.h"
 
 namespace graft::data {
 
@@ -28,6 +29,21 @@ Batch Dataset::get_batch(const std::vector<int64_t>& indices) const {
   return b;
 }
 
+int64_t check_labels(const at::Tensor& labels, const std::string& file) {
+  GRAFT_CHECK(!labels.is_floating_point(), file, ": labels must be integers, got ", labels.scalar_type());
+  if (labels.numel() == 0) return 0;
+  auto y = labels.to(at::kLong);
+  int64_t lo = y.min().item<int64_t>(), hi = y.max().item<int64_t>();
+  GRAFT_CHECK(lo >= kNoLabel, file, ": label ", lo, " is negative; labels are 0..K-1 (or -1 for unlabelled)");
+  GRAFT_CHECK(hi < kMaxClasses, file, ": label ", hi, " is too large; labels are 0..K-1 with at most ", kMaxClasses,
+              " classes (a corrupt or misread label file?)");
+  int64_t k = hi + 1;
+  int64_t labelled = y.ne(kNoLabel).sum().item<int64_t>();
+  GRAFT_CHECK(k <= 1000 || k <= labelled, file, ": label ", hi, " implies ", k, " classes but only ", labelled,
+              " examples are labelled; labels must be 0..K-1 (a corrupt or misread label file?)");
+  return k;
+}
+
 TensorDataset::TensorDataset(at::Tensor inputs, at::Tensor labels, std::vector<std::string> class_names,
                              std::string name)
     : inputs_(std::move(inputs)), labels_(std::move(labels)), class_names_(std::move(class_names)),
@@ -42,7 +58,7 @@ TensorDataset::TensorDataset(at::Tensor inputs, at::Tensor labels, std::vector<s
   labels_ = labels_.to(at::kLong).contiguous();
   inputs_ = inputs_.contiguous();
   if (class_names_.empty() && labels_.numel() > 0) {
-    int64_t k = labels_.max().item<int64_t>() + 1;
+    int64_t k = check_labels(labels_, name_);
     for (int64_t c = 0; c < k; ++c) class_names_.push_back(std::to_string(c));
   }
   if (labels_.numel() > 0) {
@@ -234,7 +250,7 @@ std::vector<int64_t> parse_class_list(const std::string& s) {
   auto num = [&](const std::string& t) -> int64_t {
     GRAFT_CHECK(!t.empty() && t.find_first_not_of("0123456789") == std::string::npos, "class list '", s,
                 "': '", t, "' is not a class number; use forms like 0-4 or 0,2,4");
-    return std::stoll(t);
+    return parse_int(t, 0, kMaxClasses - 1, str("class list '", s, "'"));
   };
   while (pos <= s.size()) {
     auto comma = s.find(',', pos);

@@ -4,6 +4,10 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -13,6 +17,7 @@
 #include <sstream>
 
 #include "graft/core/check.h"
+#include "graft/core/parse.h"
 #include "graft/io/files.h"
 #include "graft/io/npy.h"
 
@@ -20,23 +25,6 @@ namespace fs = std::filesystem;
 
 namespace graft::data {
 namespace {
-
-std::string read_maybe_gz(const std::string& path) {
-  io::require_readable(path, "IDX file");
-  gzFile f = gzopen(path.c_str(), "rb");  // also reads uncompressed files transparently
-  GRAFT_CHECK(f, path, ": cannot open");
-  std::string out;
-  char buf[1 << 16];
-  int n;
-  while ((n = gzread(f, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
-  int err = 0;
-  const char* msg = gzerror(f, &err);
-  bool bad = n < 0 || (err != Z_OK && err != Z_STREAM_END);
-  std::string emsg = msg ? msg : "";
-  gzclose(f);
-  GRAFT_CHECK(!bad, path, ": corrupt or truncated compressed file (", emsg, ")");
-  return out;
-}
 
 uint32_t be32(const unsigned char* p) {
   return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
@@ -52,10 +40,61 @@ bool is_image_file(const fs::path& p) {
 
 }  // namespace
 
+namespace {
+
+// A gzip or raw IDX file read in pieces, so nothing is allocated before the header's
+// sizes have been checked against the file.
+class IdxSource {
+ public:
+  explicit IdxSource(const std::string& path) : path_(path) {
+    io::require_readable(path, "IDX file");
+    std::error_code ec;
+    GRAFT_CHECK(!fs::is_directory(path, ec), "IDX file '", path, "' is a folder; give the file itself");
+    file_size_ = static_cast<uint64_t>(fs::file_size(path, ec));
+    GRAFT_CHECK(!ec, path, ": cannot read its size (", ec.message(), ")");
+    std::ifstream probe(path, std::ios::binary);
+    unsigned char m[2] = {0, 0};
+    probe.read(reinterpret_cast<char*>(m), 2);
+    gz_ = probe.gcount() == 2 && m[0] == 0x1f && m[1] == 0x8b;
+    f_ = gzopen(path.c_str(), "rb");  // also reads uncompressed files transparently
+    GRAFT_CHECK(f_, path, ": cannot open");
+  }
+  ~IdxSource() { gzclose(f_); }
+  IdxSource(const IdxSource&) = delete;
+  IdxSource& operator=(const IdxSource&) = delete;
+  // Reads up to n bytes; returns how many were read. Throws on a corrupt stream.
+  size_t read(void* dst, size_t n) {
+    size_t got = 0;
+    auto* p = static_cast<char*>(dst);
+    while (got < n) {
+      unsigned chunk = static_cast<unsigned>(std::min<size_t>(n - got, 1u << 30));
+      int r = gzread(f_, p + got, chunk);
+      if (r < 0) {
+        int err = 0;
+        const char* msg = gzerror(f_, &err);
+        GRAFT_FAIL(path_, ": corrupt or truncated compressed file (", msg ? msg : "", ")");
+      }
+      if (r == 0) break;
+      got += static_cast<size_t>(r);
+    }
+    return got;
+  }
+  bool gz() const { return gz_; }
+  uint64_t file_size() const { return file_size_; }
+
+ private:
+  std::string path_;
+  gzFile f_ = nullptr;
+  bool gz_ = false;
+  uint64_t file_size_ = 0;
+};
+
+}  // namespace
+
 at::Tensor read_idx(const std::string& path) {
-  std::string bytes = read_maybe_gz(path);
-  GRAFT_CHECK(bytes.size() >= 4, path, ": too short to be an IDX file (", bytes.size(), " bytes)");
-  auto p = reinterpret_cast<const unsigned char*>(bytes.data());
+  IdxSource src(path);
+  unsigned char p[4 + 4 * 4];
+  GRAFT_CHECK(src.read(p, 4) == 4, path, ": too short to be an IDX file");
   GRAFT_CHECK(p[0] == 0 && p[1] == 0, path, ": wrong IDX magic number (first bytes ", int(p[0]), " ", int(p[1]),
               ", expected 0 0); is this an MNIST-style IDX file?");
   int type = p[2], ndim = p[3];
@@ -63,26 +102,38 @@ at::Tensor read_idx(const std::string& path) {
               " is not supported; expected unsigned byte (0x08) or float (0x0D)");
   GRAFT_CHECK(ndim >= 1 && ndim <= 4, path, ": IDX file with ", ndim, " dimensions; expected 1 to 4");
   size_t header = 4 + 4 * static_cast<size_t>(ndim);
-  GRAFT_CHECK(bytes.size() >= header, path, ": truncated IDX header");
+  GRAFT_CHECK(src.read(p + 4, header - 4) == header - 4, path, ": truncated IDX header");
   std::vector<int64_t> dims;
-  size_t count = 1;
+  uint64_t esize = type == 0x08 ? 1 : 4, bytes = esize;
+  bool overflow = false;
   for (int d = 0; d < ndim; ++d) {
     dims.push_back(be32(p + 4 + 4 * d));
-    count *= static_cast<size_t>(dims.back());
+    overflow = overflow || __builtin_mul_overflow(bytes, static_cast<uint64_t>(dims.back()), &bytes);
   }
-  size_t esize = type == 0x08 ? 1 : 4;
-  GRAFT_CHECK(bytes.size() == header + count * esize, path, ": IDX sizes are inconsistent: the header promises ",
-              count * esize, " bytes of data but the file holds ", bytes.size() - header,
-              " (truncated or corrupt file)");
-  if (type == 0x08) {
-    auto t = at::empty(dims, at::kByte);
-    std::memcpy(t.data_ptr(), p + header, count);
-    return t;
+  GRAFT_CHECK(!overflow, path, ": IDX header declares sizes ", at::IntArrayRef(dims),
+              " whose product overflows; the file is corrupt");
+  if (!src.gz()) {
+    GRAFT_CHECK(src.file_size() == header + bytes, path, ": IDX sizes are inconsistent: the header ",
+                at::IntArrayRef(dims), " promises ", bytes, " bytes of data but the file holds ",
+                src.file_size() < header ? 0 : src.file_size() - header, " (truncated or corrupt file)");
+  } else {
+    // Deflate expands at most about 1032:1, so a larger promise is a corrupt header.
+    GRAFT_CHECK(bytes / 1032 <= src.file_size(), path, ": the IDX header ", at::IntArrayRef(dims), " promises ",
+                bytes, " bytes, more than the ", src.file_size(), "-byte compressed file can hold (corrupt file)");
   }
-  auto t = at::empty(dims, at::kFloat);
-  auto dst = static_cast<unsigned char*>(t.data_ptr());
-  for (size_t i = 0; i < count; ++i)  // big-endian floats
-    for (int b = 0; b < 4; ++b) dst[4 * i + b] = p[header + 4 * i + 3 - b];
+  auto t = at::empty(dims, type == 0x08 ? at::kByte : at::kFloat);
+  size_t got = src.read(t.data_ptr(), bytes);
+  unsigned char extra;
+  bool more = src.read(&extra, 1) == 1;
+  GRAFT_CHECK(got == bytes && !more, path, ": IDX sizes are inconsistent: the header promises ", bytes,
+              " bytes of data but the file holds ", more ? "more" : std::to_string(got), " (truncated or corrupt file)");
+  if (type == 0x0D) {  // big-endian floats
+    auto* d = static_cast<unsigned char*>(t.data_ptr());
+    for (uint64_t i = 0; i < bytes; i += 4) {
+      std::swap(d[i], d[i + 3]);
+      std::swap(d[i + 1], d[i + 2]);
+    }
+  }
   return t;
 }
 
@@ -115,29 +166,184 @@ DatasetPtr load_idx_dataset(const std::string& images, const std::string& labels
   GRAFT_CHECK(y.dim() == 1, labels, ": label IDX must have 1 dimension, got ", y.dim());
   GRAFT_CHECK(x.size(0) == y.size(0), name, ": label count (", y.size(0), " in ", labels,
               ") differs from image count (", x.size(0), " in ", images, ")");
+  for (int64_t d = 1; d < x.dim(); ++d)
+    GRAFT_CHECK(x.size(d) > 0, images, ": images of shape ", x.sizes().slice(1),
+                " have a dimension of size 0; the file is corrupt or not an image IDX file");
+  check_labels(y, labels);
   x = x.dim() == 3 ? x.unsqueeze(1) : x.permute({0, 3, 1, 2}).contiguous();
   return std::make_shared<TensorDataset>(x, y.to(at::kLong), std::move(class_names), name);
 }
 
+namespace {
+
+std::atomic<int64_t> g_max_pixels{kDefaultMaxPixels};
+
+uint32_t le16(const unsigned char* p) { return uint32_t(p[0]) | (uint32_t(p[1]) << 8); }
+uint32_t le32(const unsigned char* p) { return le16(p) | (le16(p + 2) << 16); }
+uint32_t be16(const unsigned char* p) { return (uint32_t(p[0]) << 8) | uint32_t(p[1]); }
+
+bool jpeg_size(const unsigned char* d, size_t n, int64_t& w, int64_t& h) {
+  size_t i = 2;
+  while (i + 4 <= n) {
+    if (d[i] != 0xFF) return false;
+    unsigned char m = d[i + 1];
+    if (m == 0xFF) { ++i; continue; }  // fill byte
+    if (m == 0x01 || (m >= 0xD0 && m <= 0xD9)) { i += 2; continue; }  // markers without a length
+    size_t len = be16(d + i + 2);
+    bool sof = m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC;
+    if (sof) {
+      if (i + 9 > n) return false;
+      h = be16(d + i + 5);
+      w = be16(d + i + 7);
+      return true;
+    }
+    if (len < 2) return false;
+    i += 2 + len;
+  }
+  return false;
+}
+
+bool pnm_size(const unsigned char* d, size_t n, int64_t& w, int64_t& h) {
+  size_t i = 2;
+  int64_t v[2];
+  for (int k = 0; k < 2; ++k) {
+    while (i < n && (std::isspace(d[i]) || d[i] == '#')) {
+      if (d[i] == '#') while (i < n && d[i] != '\n') ++i;
+      else ++i;
+    }
+    if (i >= n || !std::isdigit(d[i])) return false;
+    v[k] = 0;
+    while (i < n && std::isdigit(d[i]) && v[k] < (int64_t{1} << 40)) v[k] = v[k] * 10 + (d[i++] - '0');
+  }
+  w = v[0];
+  h = v[1];
+  return true;
+}
+
+bool tiff_size(const unsigned char* d, size_t n, int64_t& w, int64_t& h) {
+  bool le = d[0] == 'I';
+  auto u16 = [&](size_t o) { return le ? le16(d + o) : be16(d + o); };
+  auto u32 = [&](size_t o) { return le ? le32(d + o) : (be16(d + o) << 16) | be16(d + o + 2); };
+  size_t ifd = u32(4);
+  if (ifd + 2 > n) return false;
+  size_t count = u16(ifd);
+  w = h = -1;
+  for (size_t e = 0; e < count && ifd + 2 + 12 * (e + 1) <= n; ++e) {
+    size_t o = ifd + 2 + 12 * e;
+    unsigned tag = u16(o), type = u16(o + 2);
+    int64_t val = type == 3 ? u16(o + 8) : type == 4 ? u32(o + 8) : -1;
+    if (tag == 256) w = val;
+    if (tag == 257) h = val;
+  }
+  return w >= 0 && h >= 0;
+}
+
+}  // namespace
+
+void set_max_pixels(int64_t n) {
+  GRAFT_CHECK(n > 0, "--max-pixels must be positive, got ", n);
+  g_max_pixels = n;
+}
+int64_t max_pixels() { return g_max_pixels; }
+
+bool image_header_size(const unsigned char* d, size_t n, int64_t& w, int64_t& h) {
+  if (n >= 24 && std::memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0) {
+    w = be32(d + 16);
+    h = be32(d + 20);
+    return true;
+  }
+  if (n >= 4 && d[0] == 0xFF && d[1] == 0xD8) return jpeg_size(d, n, w, h);
+  if (n >= 26 && d[0] == 'B' && d[1] == 'M') {
+    bool core = le32(d + 14) == 12;
+    w = core ? le16(d + 18) : static_cast<int32_t>(le32(d + 18));
+    h = core ? le16(d + 20) : static_cast<int32_t>(le32(d + 22));
+    w = std::abs(w);
+    h = std::abs(h);
+    return true;
+  }
+  if (n >= 3 && d[0] == 'P' && d[1] >= '1' && d[1] <= '6') return pnm_size(d, n, w, h);
+  if (n >= 32 && std::memcmp(d, "RIFF", 4) == 0 && std::memcmp(d + 8, "WEBP", 4) == 0) {
+    if (std::memcmp(d + 12, "VP8X", 4) == 0) {
+      w = 1 + int64_t(le32(d + 24) & 0xFFFFFF);
+      h = 1 + int64_t(le32(d + 27) & 0xFFFFFF);
+      return true;
+    }
+    if (std::memcmp(d + 12, "VP8L", 4) == 0) {
+      uint32_t b = le32(d + 21);
+      w = 1 + (b & 0x3FFF);
+      h = 1 + ((b >> 14) & 0x3FFF);
+      return true;
+    }
+    if (std::memcmp(d + 12, "VP8 ", 4) == 0) {
+      w = le16(d + 26) & 0x3FFF;
+      h = le16(d + 28) & 0x3FFF;
+      return true;
+    }
+    return false;
+  }
+  if (n >= 8 && (std::memcmp(d, "II*\0", 4) == 0 || std::memcmp(d, "MM\0*", 4) == 0)) return tiff_size(d, n, w, h);
+  return false;
+}
+
 at::Tensor decode_image(const std::string& path, int channels) {
+  return decode_image(path, ImageFileOptions().channels_(channels));
+}
+
+at::Tensor decode_image(const std::string& path, const ImageFileOptions& opts) {
+  std::error_code ec;
+  GRAFT_CHECK(!fs::is_directory(path, ec), "image '", path, "' is a folder, not an image file");
   std::ifstream f(path, std::ios::binary);
   GRAFT_CHECK(f, "image '", path, "' cannot be opened; check the path and permissions");
   std::vector<unsigned char> buf((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   GRAFT_CHECK(!buf.empty(), "image '", path, "' is empty");
-  int flag = channels == 1 ? cv::IMREAD_GRAYSCALE : channels == 3 ? cv::IMREAD_COLOR : cv::IMREAD_UNCHANGED;
+  const int64_t cap = opts.max_pixels > 0 ? opts.max_pixels : max_pixels();
+  int64_t w = 0, h = 0;
+  bool known = image_header_size(buf.data(), buf.size(), w, h);
+  GRAFT_CHECK(!known || h == 0 || w <= cap / h, "image '", path, "' is ", w, "x", h, " = ",
+              static_cast<uint64_t>(w) * static_cast<uint64_t>(h), " pixels, above the limit of ", cap,
+              "; shrink it or raise --max-pixels");
+  // Formats whose header we do not read fall back on OpenCV's own limit, set to the
+  // same cap the first time an image is decoded.
+  static const bool env_set = [cap] {
+    return ::setenv("OPENCV_IO_MAX_IMAGE_PIXELS", std::to_string(cap).c_str(), /*overwrite=*/0) == 0;
+  }();
+  (void)env_set;
+  int reduce = 1;
+  if (known && opts.decode_h > 0 && opts.decode_w > 0)
+    for (int k : {8, 4, 2})
+      if (h / k >= opts.decode_h && w / k >= opts.decode_w) { reduce = k; break; }
+  int flag = opts.channels == 1 ? cv::IMREAD_GRAYSCALE : opts.channels == 3 ? cv::IMREAD_COLOR : cv::IMREAD_UNCHANGED;
+  if (reduce > 1 && opts.channels != 0) {
+    const int gray[] = {0, 0, cv::IMREAD_REDUCED_GRAYSCALE_2, 0, cv::IMREAD_REDUCED_GRAYSCALE_4, 0, 0, 0,
+                        cv::IMREAD_REDUCED_GRAYSCALE_8};
+    const int color[] = {0, 0, cv::IMREAD_REDUCED_COLOR_2, 0, cv::IMREAD_REDUCED_COLOR_4, 0, 0, 0,
+                         cv::IMREAD_REDUCED_COLOR_8};
+    flag = opts.channels == 1 ? gray[reduce] : color[reduce];
+  }
   cv::Mat m;
   try {
     m = cv::imdecode(buf, flag);
   } catch (const cv::Exception& e) {
     GRAFT_FAIL("image '", path, "' cannot be decoded (", e.what(), ")");
   }
-  GRAFT_CHECK(!m.empty(), "image '", path, "' cannot be decoded: corrupt, truncated or not an image");
+  GRAFT_CHECK(!m.empty(), "image '", path, "' cannot be decoded: corrupt, truncated, not an image or above ",
+              "the pixel limit");
+  buf = {};
   if (m.depth() != CV_8U) m.convertTo(m, CV_8U, m.depth() == CV_16U ? 1.0 / 257 : 1.0);
-  if (m.channels() == 4) cv::cvtColor(m, m, cv::COLOR_BGRA2BGR);
-  if (m.channels() == 3) cv::cvtColor(m, m, cv::COLOR_BGR2RGB);
-  GRAFT_CHECK(m.isContinuous(), "image '", path, "': unexpected non-contiguous decode");
-  auto t = at::from_blob(m.data, {m.rows, m.cols, m.channels()}, at::kByte);
-  return t.permute({2, 0, 1}).to(at::kFloat).div_(255.0).contiguous();
+  if (reduce > 1 && (m.cols > w / reduce || m.rows > h / reduce))  // formats decoded at full size
+    cv::resize(cv::Mat(m), m, cv::Size(static_cast<int>(w / reduce), static_cast<int>(h / reduce)), 0, 0,
+               cv::INTER_AREA);
+  // Plane by plane into a (C,H,W) float tensor, BGR(A) to RGB, alpha dropped: peak
+  // memory is the 8-bit image plus the float output, not several float copies.
+  const int src_c = m.channels(), out_c = src_c == 4 ? 3 : src_c;
+  auto t = at::empty({out_c, m.rows, m.cols}, at::kFloat);
+  cv::Mat plane;
+  for (int c = 0; c < out_c; ++c) {
+    cv::extractChannel(m, plane, src_c >= 3 ? 2 - c : c);
+    cv::Mat dst(m.rows, m.cols, CV_32F, t[c].data_ptr<float>());
+    plane.convertTo(dst, CV_32F);
+  }
+  return t.div_(255.0);
 }
 
 ImageFileDataset::ImageFileDataset(std::vector<std::pair<std::string, int64_t>> items,
@@ -149,14 +355,14 @@ ImageFileDataset::ImageFileDataset(std::vector<std::pair<std::string, int64_t>> 
 Example ImageFileDataset::get(int64_t i) const {
   GRAFT_CHECK(i >= 0 && i < size(), name_, ": index ", i, " out of range");
   const auto& it = items_[static_cast<size_t>(i)];
-  return {decode_image(it.first, opts_.channels), it.second};
+  return {decode_image(it.first, opts_), it.second};
 }
 
 std::vector<int64_t> ImageFileDataset::input_shape() const {
   if (shape_.empty() && !items_.empty()) {
     for (const auto& it : items_) {
       try {
-        auto t = decode_image(it.first, opts_.channels);
+        auto t = decode_image(it.first, opts_);
         shape_.assign(t.sizes().begin(), t.sizes().end());
         break;
       } catch (const Error&) {
@@ -200,13 +406,12 @@ std::shared_ptr<ImageFileDataset> load_image_folder(const std::string& root, Ima
   return std::make_shared<ImageFileDataset>(std::move(items), std::move(names), "folder:" + root, opts);
 }
 
-std::shared_ptr<ImageFileDataset> load_list_file(const std::string& file, ImageFileOptions opts) {
-  io::require_readable(file, "list file");
-  std::ifstream in(file);
+ListFile parse_list_file(const std::string& text, const std::string& file) {
   auto base = fs::path(file).parent_path();
   std::vector<std::pair<std::string, std::string>> raw;
+  std::istringstream in(text);
   std::string line;
-  int lineno = 0;
+  int64_t lineno = 0;
   while (std::getline(in, line)) {
     ++lineno;
     auto hash = line.find('#');
@@ -227,24 +432,38 @@ std::shared_ptr<ImageFileDataset> load_list_file(const std::string& file, ImageF
   bool numeric = std::all_of(raw.begin(), raw.end(), [](const auto& r) {
     return !r.second.empty() && r.second.find_first_not_of("0123456789") == std::string::npos;
   });
-  std::vector<std::pair<std::string, int64_t>> items;
-  std::vector<std::string> names;
+  ListFile out;
   if (numeric) {
-    int64_t k = 0;
+    std::vector<int64_t> labels;
     for (auto& r : raw) {
-      items.emplace_back(r.first, std::stoll(r.second));
-      k = std::max(k, items.back().second + 1);
+      labels.push_back(parse_int(r.second, 0, kMaxClasses - 1, str(file, ": label")));
+      out.items.emplace_back(r.first, labels.back());
     }
-    for (int64_t c = 0; c < k; ++c) names.push_back(std::to_string(c));
+    int64_t k = check_labels(at::tensor(labels, at::kLong), file);
+    for (int64_t c = 0; c < k; ++c) out.class_names.push_back(std::to_string(c));
   } else {
     std::set<std::string> s;
     for (auto& r : raw) s.insert(r.second);
-    names.assign(s.begin(), s.end());
+    out.class_names.assign(s.begin(), s.end());
+    GRAFT_CHECK(static_cast<int64_t>(out.class_names.size()) <= kMaxClasses, file, ": ", out.class_names.size(),
+                " class names, more than the limit of ", kMaxClasses);
     std::map<std::string, int64_t> id;
-    for (size_t c = 0; c < names.size(); ++c) id[names[c]] = static_cast<int64_t>(c);
-    for (auto& r : raw) items.emplace_back(r.first, id[r.second]);
+    for (size_t c = 0; c < out.class_names.size(); ++c) id[out.class_names[c]] = static_cast<int64_t>(c);
+    for (auto& r : raw) out.items.emplace_back(r.first, id[r.second]);
   }
-  return std::make_shared<ImageFileDataset>(std::move(items), std::move(names), "list:" + file, opts);
+  return out;
+}
+
+std::shared_ptr<ImageFileDataset> load_list_file(const std::string& file, ImageFileOptions opts) {
+  io::require_readable(file, "list file");
+  std::error_code ec;
+  GRAFT_CHECK(!fs::is_directory(file, ec), "list file '", file, "' is a folder; for one subfolder per class use folder:",
+              file);
+  std::ifstream in(file, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto parsed = parse_list_file(text, file);
+  return std::make_shared<ImageFileDataset>(std::move(parsed.items), std::move(parsed.class_names), "list:" + file,
+                                            opts);
 }
 
 DatasetPtr load_npy_dataset(const std::string& inputs, const std::string& labels, const std::string& name) {
@@ -269,8 +488,8 @@ DatasetPtr load_npy_dataset(const std::string& inputs, const std::string& labels
     y = y.to(at::kLong);
   }
   std::vector<std::string> names;
-  if (y.numel() > 0 && y.max().item<int64_t>() >= 0)
-    for (int64_t c = 0; c <= y.max().item<int64_t>(); ++c) names.push_back(std::to_string(c));
+  int64_t k = check_labels(y, labels.empty() ? inputs : labels);
+  for (int64_t c = 0; c < k; ++c) names.push_back(std::to_string(c));
   return std::make_shared<TensorDataset>(x, y, names, name);
 }
 

@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "graft/core/check.h"
+#include "graft/core/parse.h"
 #include "graft/data/readers.h"
 #include "graft/io/files.h"
 
@@ -66,7 +67,21 @@ std::vector<std::string> builtin_dataset_names() {
           "npy:INPUTS[,LABELS]"};
 }
 
+namespace {
+DatasetPtr open_dataset_unchecked(const std::string& spec);
+}  // namespace
+
 DatasetPtr open_dataset(const std::string& spec) {
+  try {
+    return open_dataset_unchecked(spec);
+  } catch (const fs::filesystem_error& e) {
+    // e.g. a name too long for the file system, or a folder that cannot be listed.
+    GRAFT_FAIL("dataset '", spec, "': '", e.path1().string(), "': ", e.code().message());
+  }
+}
+
+namespace {
+DatasetPtr open_dataset_unchecked(const std::string& spec) {
   GRAFT_CHECK(!spec.empty(), "empty dataset spec; use e.g. mnist:train or folder:DIR");
   auto parts = split_on(spec, '@');
   const std::string& base = parts[0];
@@ -78,6 +93,15 @@ DatasetPtr open_dataset(const std::string& spec) {
     if (parts[i] == "skip-bad") img_opts.skip_bad = true;
     if (parts[i] == "gray") img_opts.channels = 1;
     if (parts[i] == "rgb") img_opts.channels = 3;
+    if (parts[i].rfind("max-pixels=", 0) == 0)
+      img_opts.max_pixels = parse_int(parts[i].substr(11), 1, INT64_MAX, str("dataset '", spec, "': @max-pixels"));
+    if (parts[i].rfind("decode-size=", 0) == 0) {
+      auto v = parts[i].substr(12);
+      auto x = v.find('x');
+      GRAFT_CHECK(x != std::string::npos, "dataset '", spec, "': @decode-size needs HxW, e.g. @decode-size=224x224");
+      std::string what = str("dataset '", spec, "': @decode-size");
+      img_opts.decode_size_(parse_int(v.substr(0, x), 1, 65536, what), parse_int(v.substr(x + 1), 1, 65536, what));
+    }
   }
   auto cache = io::data_cache_dir();
 
@@ -116,6 +140,8 @@ DatasetPtr open_dataset(const std::string& spec) {
   GRAFT_CHECK(img_opts.channels == 0 || kind == "folder" || kind == "list", "dataset '", spec,
               "': @gray/@rgb choose how image files are decoded and apply to folder: and list: only; "
               "graft converts channels to the model's input automatically");
+  GRAFT_CHECK((img_opts.max_pixels == 0 && img_opts.decode_h == 0) || kind == "folder" || kind == "list",
+              "dataset '", spec, "': @max-pixels and @decode-size apply to image files (folder: and list:) only");
   // @seed sets the seed of every seeded view in the spec, wherever it is written.
   uint64_t seed = 0;
   for (size_t i = 1; i < parts.size(); ++i) {
@@ -124,7 +150,7 @@ DatasetPtr open_dataset(const std::string& spec) {
     auto val = v.substr(5);
     GRAFT_CHECK(!val.empty() && val.find_first_not_of("0123456789") == std::string::npos, "dataset '", spec,
                 "': @seed needs a non-negative integer, got '", val, "'");
-    seed = std::stoull(val);
+    seed = static_cast<uint64_t>(parse_int(val, 0, INT64_MAX, str("dataset '", spec, "': @seed")));
   }
   for (size_t i = 1; i < parts.size(); ++i) {
     const auto& v = parts[i];
@@ -133,20 +159,23 @@ DatasetPtr open_dataset(const std::string& spec) {
     auto need_int = [&]() -> int64_t {
       GRAFT_CHECK(!val.empty() && val.find_first_not_of("0123456789") == std::string::npos, "dataset '", spec,
                   "': @", key, " needs a non-negative integer, got '", val, "'");
-      return std::stoll(val);
+      return parse_int(val, 0, INT64_MAX, str("dataset '", spec, "': @", key));
     };
     if (key == "classes") d = select_classes(d, parse_class_list(val));
     else if (key == "seed") continue;
     else if (key == "per-class") d = labels_per_class(d, need_int(), seed);
     else if (key == "limit") d = take(d, need_int());
     else if (key == "unlabelled" || key == "unlabeled") d = unlabelled(d);
-    else if (key == "skip-bad" || key == "gray" || key == "rgb") continue;
+    else if (key == "skip-bad" || key == "gray" || key == "rgb" || key == "max-pixels" || key == "decode-size")
+      continue;
     else
       GRAFT_FAIL("dataset '", spec, "': unknown view '@", v,
-                 "'; known: @classes=A-B, @per-class=N, @seed=N, @limit=N, @unlabelled, @skip-bad, @gray, @rgb");
+                 "'; known: @classes=A-B, @per-class=N, @seed=N, @limit=N, @unlabelled, @skip-bad, @gray, @rgb, "
+                 "@max-pixels=N, @decode-size=HxW");
   }
   GRAFT_CHECK(d->size() > 0, "dataset '", spec, "' is empty");
   return d;
 }
+}  // namespace
 
 }  // namespace graft::data

@@ -33,6 +33,9 @@ std::pair<int64_t, int64_t> parse_size(const std::string& s, const std::string& 
   auto b = x == std::string::npos ? a : parse_doubles(s.substr(x + 1), ',', step);
   GRAFT_CHECK(a[0] >= 1 && b[0] >= 1 && a[0] <= 16384 && b[0] <= 16384, "transform '", step,
               "': size must be between 1 and 16384");
+  // Same bound as decoded images (--max-pixels' default): an output size is memory too.
+  GRAFT_CHECK(a[0] * b[0] <= 64.0 * (1 << 20), "transform '", step, "': ", a[0], "x", b[0],
+              " is more than 64 megapixels");
   return {static_cast<int64_t>(a[0]), static_cast<int64_t>(b[0])};
 }
 
@@ -294,8 +297,10 @@ Pipeline Pipeline::parse(const std::string& spec) {
       need();
       auto c = val.find(':');
       auto s = parse_size(val.substr(0, c), step).first;
-      int64_t pad = c == std::string::npos ? 0 : static_cast<int64_t>(parse_doubles(val.substr(c + 1), ',', step)[0]);
-      GRAFT_CHECK(pad >= 0 && pad < 1024, "transform '", step, "': padding out of range");
+      // Range-checked as a double: casting 1e300 to an integer is undefined (found by fuzz_transform).
+      double pad_d = c == std::string::npos ? 0 : parse_doubles(val.substr(c + 1), ',', step)[0];
+      GRAFT_CHECK(pad_d >= 0 && pad_d < 1024, "transform '", step, "': padding out of range");
+      auto pad = static_cast<int64_t>(pad_d);
       p.add(std::make_shared<RandomCrop>(s, pad));
     } else if (name == "hflip") {
       double pr = val.empty() ? 0.5 : parse_doubles(val, ',', step)[0];

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "graft/core/check.h"
+#include "graft/io/files.h"
 
 namespace graft::features {
 
@@ -125,8 +126,8 @@ std::string TransferResult::to_csv() const {
   std::ostringstream o;
   o << "layer,labels_per_class,seed,train_size,dim,C,accuracy,cv_accuracy,fit_seconds\n" << std::setprecision(8);
   for (const auto& r : runs)
-    o << r.layer << "," << r.labels_per_class << "," << r.seed << "," << r.train_size << "," << r.dim << "," << r.C
-      << "," << r.accuracy << "," << r.cv_accuracy << "," << r.fit_seconds << "\n";
+    o << io::csv_field(r.layer) << "," << r.labels_per_class << "," << r.seed << "," << r.train_size << "," << r.dim
+      << "," << r.C << "," << r.accuracy << "," << r.cv_accuracy << "," << r.fit_seconds << "\n";
   return o.str();
 }
 

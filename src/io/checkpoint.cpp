@@ -7,9 +7,11 @@
 #include <filesystem>
 
 #include "graft/core/check.h"
+#include "graft/io/archive.h"
 #include "graft/io/files.h"
 #include "graft/models/compose.h"
 #include "graft/models/zoo.h"
+#include "graft/train/divergence.h"
 
 namespace graft::io {
 namespace {
@@ -25,15 +27,8 @@ std::string tensor_bytes(const at::Tensor& t) {
 }
 
 torch::serialize::InputArchive open_archive(const std::string& path) {
-  require_readable(path, "checkpoint");
   torch::serialize::InputArchive in;
-  try {
-    in.load_from(path);
-  } catch (const c10::Error& e) {
-    std::string m = e.what_without_backtrace();
-    GRAFT_FAIL(path, " cannot be read as a checkpoint: truncated or corrupt (", m.substr(0, m.find('\n')),
-               "); use an earlier checkpoint or retrain");
-  }
+  load_archive_verified(path, in, "checkpoint");
   return in;
 }
 
@@ -101,13 +96,21 @@ void save_checkpoint(const std::string& path, const models::Backbone& model, con
     out.write("optimizer", opt);
   }
   out.write("rng/cpu", at::detail::getDefaultCPUGenerator().get_state());
-  write_atomically(path, [&](const std::string& tmp) { out.save_to(tmp); });
+  save_archive_atomically(path, out);
 }
 
 bool is_checkpoint(const std::string& path) {
+  std::string bytes;
+  try {
+    bytes = read_file_bytes(path, "model");
+  } catch (const Error&) {
+    return false;
+  }
+  // A damaged archive is an error whatever it holds, not "some other kind of file".
+  if (bytes.rfind("PK\x03\x04", 0) == 0) verify_zip(bytes.data(), bytes.size(), "model file '" + path + "'");
   try {
     torch::serialize::InputArchive in;
-    in.load_from(path);
+    in.load_from(bytes.data(), bytes.size());
     c10::IValue v;
     return in.try_read("graft_meta", v);
   } catch (const std::exception&) {
@@ -202,6 +205,28 @@ Checkpoint load_checkpoint(const std::string& path, bool restore_rng) {
     }
   }
   return ck;
+}
+
+CheckpointChoice newest_valid_checkpoint(const std::string& dir, const std::vector<std::string>& names) {
+  CheckpointChoice out;
+  for (const auto& name : names) {
+    std::string path = dir + "/" + name;
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) continue;
+    try {
+      auto ck = load_checkpoint(path);
+      GRAFT_CHECK(ck.has_state, "holds no training state");
+      auto bad = train::first_non_finite(*ck.model);
+      GRAFT_CHECK(bad.empty(), "weight '", bad, "' is not finite");
+      if (ck.state.global_step > out.global_step) {
+        out.path = path;
+        out.global_step = ck.state.global_step;
+      }
+    } catch (const std::exception& e) {
+      out.rejected.push_back(path + ": " + e.what());
+    }
+  }
+  return out;
 }
 
 void load_optimizer_state(const std::string& path, torch::optim::Optimizer& optimizer) {

@@ -1,9 +1,15 @@
 #include "graft/io/files.h"
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -12,14 +18,49 @@
 namespace fs = std::filesystem;
 
 namespace graft::io {
+namespace {
 
-void write_atomically(const std::string& path, const std::function<void(const std::string&)>& write) {
+std::string tmp_path_for(const std::string& path) { return path + ".tmp." + std::to_string(::getpid()); }
+
+std::string reason(int err) {
+  if (err == ENOSPC) return "no space left on the device (disk full)";
+  if (err == EFBIG) return "file too large for the device or the file-size limit";
+  if (err == EDQUOT) return "disk quota exceeded";
+  return std::strerror(err);
+}
+
+void fsync_parent(const std::string& path) {
+  auto parent = fs::path(path).parent_path();
+  fsync_path(parent.empty() ? "." : parent.string());
+}
+
+void prepare_parent(const std::string& path) {
   auto parent = fs::path(path).parent_path();
   if (!parent.empty() && !fs::exists(parent)) ensure_dir(parent.string());
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+}
+
+}  // namespace
+
+void fsync_path(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  GRAFT_CHECK(fd >= 0, "cannot open '", path, "' to flush it to disk: ", reason(errno));
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  // Some file systems do not sync folders (EINVAL); that is not a write failure.
+  GRAFT_CHECK(rc == 0 || err == EINVAL, "cannot flush '", path, "' to disk: ", reason(err));
+}
+
+void write_atomically(const std::string& path, const std::function<void(const std::string&)>& write) {
+  prepare_parent(path);
+  std::string tmp = tmp_path_for(path);
   try {
     write(tmp);
-    fs::rename(tmp, path);
+    fsync_path(tmp);
+    std::error_code ec;
+    fs::rename(tmp, path, ec);
+    GRAFT_CHECK(!ec, "cannot rename '", tmp, "' to '", path, "': ", ec.message());
+    fsync_parent(path);
   } catch (...) {
     std::error_code ec;
     fs::remove(tmp, ec);
@@ -27,14 +68,69 @@ void write_atomically(const std::string& path, const std::function<void(const st
   }
 }
 
-void write_text_atomically(const std::string& path, const std::string& text) {
-  write_atomically(path, [&](const std::string& tmp) {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    GRAFT_CHECK(out, path, ": cannot write (check the folder exists and is writable)");
-    out << text;
-    out.close();
-    GRAFT_CHECK(!out.fail(), path, ": write failed (disk full?)");
-  });
+void write_bytes_atomically(const std::string& path, const std::string& bytes) {
+  prepare_parent(path);
+  std::string tmp = tmp_path_for(path);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  GRAFT_CHECK(fd >= 0, path, ": cannot write (", reason(errno), "); check the folder exists and is writable");
+  int err = 0;
+  size_t done = 0;
+  while (done < bytes.size() && !err) {
+    ssize_t n = ::write(fd, bytes.data() + done, std::min<size_t>(bytes.size() - done, size_t{1} << 30));
+    if (n > 0) done += static_cast<size_t>(n);
+    else if (n < 0 && errno != EINTR) err = errno;
+    else if (n == 0) err = EIO;
+  }
+  if (!err && ::fsync(fd) != 0) err = errno;
+  if (::close(fd) != 0 && !err) err = errno;
+  if (!err && ::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
+  if (err) {
+    ::unlink(tmp.c_str());
+    GRAFT_FAIL(path, ": write failed after ", done, " of ", bytes.size(), " bytes: ", reason(err),
+               "; nothing was written (free space or choose another folder)");
+  }
+  fsync_parent(path);
+}
+
+void write_text_atomically(const std::string& path, const std::string& text) { write_bytes_atomically(path, text); }
+
+std::string read_file_bytes(const std::string& path, const std::string& what) {
+  require_readable(path, what);
+  std::error_code ec;
+  GRAFT_CHECK(!fs::is_directory(path, ec), what, " '", path, "' is a folder; give the file itself");
+  std::ifstream in(path, std::ios::binary);
+  GRAFT_CHECK(in, what, " '", path, "' cannot be opened");
+  std::string out((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  GRAFT_CHECK(!in.bad(), what, " '", path, "': read error");
+  return out;
+}
+
+std::vector<std::string> clean_stale_temp_files(const std::string& dir) {
+  std::vector<std::string> removed;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return removed;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    std::string name = e.path().filename().string();
+    auto dot = name.rfind(".tmp.");
+    if (dot == std::string::npos || !e.is_regular_file(ec)) continue;
+    std::string pid = name.substr(dot + 5);
+    if (pid.empty() || pid.size() > 9 || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    long p = std::stol(pid);
+    // kill(p, 0) fails with ESRCH only when no such process exists.
+    if (p <= 0 || p == ::getpid() || ::kill(static_cast<pid_t>(p), 0) == 0 || errno != ESRCH) continue;
+    if (fs::remove(e.path(), ec)) removed.push_back(e.path().string());
+  }
+  return removed;
+}
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
 }
 
 void require_readable(const std::string& path, const std::string& what) {

@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "graft/core/check.h"
+#include "graft/core/parse.h"
 
 namespace graft::io {
 namespace {
@@ -67,31 +68,29 @@ std::string tmp_name(const std::string& path) {
 
 }  // namespace
 
-at::Tensor read_npy(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  GRAFT_CHECK(in, path, ": cannot open .npy file (check the path and permissions)");
-  char magic[8];
-  in.read(magic, 8);
-  GRAFT_CHECK(in && std::memcmp(magic, "\x93NUMPY", 6) == 0, path,
-              ": not a .npy file (bad magic); save arrays with numpy.save");
-  uint32_t hlen = 0;
-  int major = static_cast<unsigned char>(magic[6]);
-  if (major == 1) {
-    unsigned char b[2];
-    in.read(reinterpret_cast<char*>(b), 2);
-    hlen = b[0] | (b[1] << 8);
-  } else if (major == 2 || major == 3) {
-    unsigned char b[4];
-    in.read(reinterpret_cast<char*>(b), 4);
-    hlen = b[0] | (b[1] << 8) | (b[2] << 16) | (uint32_t(b[3]) << 24);
-  } else {
-    GRAFT_FAIL(path, ": unsupported .npy format version ", major);
-  }
-  GRAFT_CHECK(in && hlen < (1u << 24), path, ": truncated .npy header");
-  std::string h(hlen, '\0');
-  in.read(h.data(), hlen);
-  GRAFT_CHECK(in, path, ": truncated .npy header");
+namespace {
 
+// Header length from the 10- or 12-byte preamble; 0 when more bytes are needed.
+size_t preamble(const unsigned char* d, size_t n, const std::string& path, size_t& hlen) {
+  GRAFT_CHECK(n >= 8 && std::memcmp(d, "\x93NUMPY", 6) == 0, path,
+              ": not a .npy file (bad magic); save arrays with numpy.save");
+  int major = d[6];
+  GRAFT_CHECK(major >= 1 && major <= 3, path, ": unsupported .npy format version ", major);
+  size_t pre = major == 1 ? 10 : 12;
+  GRAFT_CHECK(n >= pre, path, ": truncated .npy header");
+  hlen = major == 1 ? size_t(d[8]) | (size_t(d[9]) << 8)
+                    : size_t(d[8]) | (size_t(d[9]) << 8) | (size_t(d[10]) << 16) | (size_t(d[11]) << 24);
+  GRAFT_CHECK(hlen < (1u << 24), path, ": .npy header of ", hlen, " bytes is implausible (corrupt file)");
+  return pre;
+}
+
+struct Header {
+  at::ScalarType dtype;
+  std::vector<int64_t> shape;
+  uint64_t bytes = 0;  // of data after the header
+};
+
+Header parse_header(const std::string& h, const std::string& path) {
   auto field = [&](const std::string& key) -> std::string {
     auto k = h.find("'" + key + "'");
     GRAFT_CHECK(k != std::string::npos, path, ": .npy header lacks '", key, "'");
@@ -99,34 +98,82 @@ at::Tensor read_npy(const std::string& path) {
     GRAFT_CHECK(c != std::string::npos, path, ": malformed .npy header");
     return h.substr(c + 1);
   };
+  Header out;
   std::string d = field("descr");
   auto q1 = d.find('\'');
-  auto q2 = d.find('\'', q1 + 1);
+  auto q2 = q1 == std::string::npos ? q1 : d.find('\'', q1 + 1);
   GRAFT_CHECK(q1 != std::string::npos && q2 != std::string::npos, path, ": malformed dtype in .npy header");
-  auto dtype = dtype_of(d.substr(q1 + 1, q2 - q1 - 1), path);
+  out.dtype = dtype_of(d.substr(q1 + 1, q2 - q1 - 1), path);
   std::string fo = field("fortran_order");
   GRAFT_CHECK(fo.find("False") < fo.find_first_of(",}"), path,
               ": Fortran-ordered .npy is not supported; save with numpy.ascontiguousarray");
   std::string sh = field("shape");
   auto p1 = sh.find('('), p2 = sh.find(')');
-  GRAFT_CHECK(p1 != std::string::npos && p2 != std::string::npos, path, ": malformed shape in .npy header");
-  std::vector<int64_t> shape;
+  GRAFT_CHECK(p1 != std::string::npos && p2 != std::string::npos && p1 < p2, path,
+              ": malformed shape in .npy header");
   std::string dims = sh.substr(p1 + 1, p2 - p1 - 1);
+  out.bytes = static_cast<uint64_t>(c10::elementSize(out.dtype));
   size_t pos = 0;
   while (pos < dims.size()) {
     while (pos < dims.size() && (dims[pos] == ' ' || dims[pos] == ',')) ++pos;
     if (pos >= dims.size()) break;
-    size_t used = 0;
-    long long v = std::stoll(dims.substr(pos), &used);
-    GRAFT_CHECK(v >= 0, path, ": negative dimension in .npy shape");
-    shape.push_back(v);
-    pos += used;
+    size_t end = dims.find_first_of(", ", pos);
+    std::string tok = dims.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
+    if (tok.size() > 1 && tok.back() == 'L') tok.pop_back();  // Python 2 longs
+    GRAFT_CHECK(!tok.empty() && tok.find_first_not_of("0123456789") == std::string::npos, path,
+                ": malformed .npy shape '(", dims, ")': '", tok, "' is not a size (corrupt header)");
+    int64_t v = parse_int(tok, 0, INT64_MAX, str(path, ": .npy shape"));
+    out.shape.push_back(v);
+    GRAFT_CHECK(out.shape.size() <= 16, path, ": .npy shape with more than 16 dimensions (corrupt header)");
+    GRAFT_CHECK(!__builtin_mul_overflow(out.bytes, static_cast<uint64_t>(v), &out.bytes), path, ": .npy shape (",
+                dims, ") overflows (corrupt header)");
+    pos = end == std::string::npos ? dims.size() : end;
   }
-  auto t = at::empty(shape, at::TensorOptions().dtype(dtype));
-  size_t bytes = t.numel() * t.element_size();
-  in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(bytes));
-  GRAFT_CHECK(in.gcount() == static_cast<std::streamsize>(bytes), path, ": truncated .npy data (expected ",
-              bytes, " bytes, got ", in.gcount(), ")");
+  return out;
+}
+
+void check_data_size(const Header& h, uint64_t available, const std::string& path) {
+  GRAFT_CHECK(h.bytes <= available, path, ": the .npy header declares shape ", at::IntArrayRef(h.shape), " of ",
+              h.dtype, " (", h.bytes, " bytes) but the file holds ", available, " bytes of data (truncated or corrupt)");
+}
+
+}  // namespace
+
+at::Tensor read_npy(const std::string& path) {
+  std::error_code ec;
+  GRAFT_CHECK(!std::filesystem::is_directory(path, ec), ".npy file '", path, "' is a folder; give the file itself");
+  std::ifstream in(path, std::ios::binary);
+  GRAFT_CHECK(in, path, ": cannot open .npy file (check the path and permissions)");
+  uint64_t file_size = std::filesystem::file_size(path, ec);
+  GRAFT_CHECK(!ec, path, ": cannot read its size (", ec.message(), ")");
+  unsigned char pre[12] = {};
+  in.read(reinterpret_cast<char*>(pre), 12);
+  size_t hlen = 0;
+  size_t pre_len = preamble(pre, static_cast<size_t>(in.gcount()), path, hlen);
+  GRAFT_CHECK(pre_len + hlen <= file_size, path, ": truncated .npy header");
+  in.clear();
+  in.seekg(static_cast<std::streamoff>(pre_len));
+  std::string h(hlen, '\0');
+  in.read(h.data(), static_cast<std::streamsize>(hlen));
+  GRAFT_CHECK(in, path, ": truncated .npy header");
+  auto header = parse_header(h, path);
+  check_data_size(header, file_size - pre_len - hlen, path);
+  auto t = at::empty(header.shape, at::TensorOptions().dtype(header.dtype));
+  in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(header.bytes));
+  GRAFT_CHECK(static_cast<uint64_t>(in.gcount()) == header.bytes, path, ": truncated .npy data (expected ",
+              header.bytes, " bytes, got ", in.gcount(), ")");
+  return t;
+}
+
+at::Tensor read_npy_buffer(const void* data, size_t size, const std::string& name) {
+  auto d = static_cast<const unsigned char*>(data);
+  size_t hlen = 0;
+  size_t pre_len = preamble(d, size, name, hlen);
+  GRAFT_CHECK(pre_len + hlen <= size, name, ": truncated .npy header");
+  auto header = parse_header(std::string(reinterpret_cast<const char*>(d) + pre_len, hlen), name);
+  check_data_size(header, size - pre_len - hlen, name);
+  auto t = at::empty(header.shape, at::TensorOptions().dtype(header.dtype));
+  if (header.bytes) std::memcpy(t.data_ptr(), d + pre_len + hlen, header.bytes);
   return t;
 }
 

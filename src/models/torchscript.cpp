@@ -6,6 +6,7 @@
 
 #include "graft/core/check.h"
 #include "graft/io/checkpoint.h"
+#include "graft/io/archive.h"
 #include "graft/io/files.h"
 #include "graft/models/compose.h"
 #include "graft/models/zoo.h"
@@ -166,11 +167,13 @@ std::string torchscript_preprocess(const Backbone& b) {
 }
 
 BackbonePtr load_torchscript(const std::string& path) {
-  io::require_readable(path, "TorchScript file");
+  std::string bytes = io::read_file_bytes(path, "TorchScript file");
+  if (bytes.rfind("PK\x03\x04", 0) == 0) io::verify_zip(bytes.data(), bytes.size(), "TorchScript file '" + path + "'");
   torch::jit::Module m;
   torch::jit::ExtraFilesMap extra{{kMetaFile, ""}};
   try {
-    m = torch::jit::load(path, torch::kCPU, extra);
+    std::istringstream is(bytes);
+    m = torch::jit::load(is, torch::kCPU, extra);
   } catch (const c10::Error& e) {
     std::string msg = e.what_without_backtrace();
     GRAFT_FAIL(path, " is not a loadable TorchScript file (", msg.substr(0, msg.find('\n')), "); ", kExportHint);
@@ -184,7 +187,9 @@ bool is_torchscript(const Backbone& b) { return dynamic_cast<const TorchScriptBa
 
 void save_torchscript(const Backbone& b, const std::string& path) {
   const auto& ts = as_ts(b);
-  io::write_atomically(path, [&](const std::string& tmp) { ts.module().save(tmp, {{kMetaFile, ts.extra()}}); });
+  std::ostringstream os;
+  ts.module().save(os, {{kMetaFile, ts.extra()}});
+  io::write_bytes_atomically(path, os.str());
 }
 
 std::string torchscript_bytes(const Backbone& b) {

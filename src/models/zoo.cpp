@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "graft/core/check.h"
+#include "graft/core/parse.h"
 
 namespace nn = torch::nn;
 
@@ -196,7 +197,7 @@ BackbonePtr mlp(const std::string& arch, bool with_bn, const std::vector<int64_t
     while (std::getline(ss, tok, ',')) {
       GRAFT_CHECK(!tok.empty() && tok.find_first_not_of("0123456789") == std::string::npos, "model '", arch,
                   "': hidden sizes must be positive integers, e.g. mlp:64,64");
-      hidden.push_back(std::stoll(tok));
+      hidden.push_back(parse_int(tok, 1, 65536, str("model '", arch, "': hidden size")));
       GRAFT_CHECK(hidden.back() > 0 && hidden.back() <= 65536, "model '", arch, "': hidden size out of range");
     }
   }

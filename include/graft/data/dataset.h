@@ -11,8 +11,21 @@
 
 namespace graft::data {
 
-/// Label of an example whose label is unknown or withheld.
+/// Label of an example whose label is unknown or withheld. Label files may use it
+/// (-1) to mark unlabelled examples; any other negative label is refused.
 constexpr int64_t kNoLabel = -1;
+
+/// The most classes a dataset may have (labels 0..kMaxClasses-1). A label file with a
+/// larger label is refused: the class count sets the size of class-name lists, heads
+/// and confusion matrices, so a corrupt label must not decide how much memory is used.
+constexpr int64_t kMaxClasses = 100000;
+
+/// Checks labels read from `file` and returns the class count they imply (max + 1, 0
+/// when all are kNoLabel). Throws graft::Error naming the file and the value for a
+/// label below kNoLabel, a label >= kMaxClasses, or more than 1000 classes implied by
+/// fewer labelled examples than classes (a corrupt label, not a real class).
+/// Shape: labels (N) integer.
+int64_t check_labels(const at::Tensor& labels, const std::string& file);
 
 /// One example. input is float32, (C,H,W) for images or (D) for vectors, values in
 /// the dataset's natural range (images in [0,1]).

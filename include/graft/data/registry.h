@@ -13,6 +13,8 @@
 /// Views follow, each introduced by '@' and applied left to right (@seed, wherever it
 /// stands, seeds every seeded view of the spec):
 ///   @classes=5-9   @per-class=10   @seed=3   @limit=1000   @unlabelled   @skip-bad   @gray  @rgb
+///   @max-pixels=N (image files: refuse images above N pixels; default --max-pixels, 64 Mpx)
+///   @decode-size=HxW (image files: decode large images reduced, no smaller than HxW)
 /// e.g. "fashion-mnist:train@classes=5-9@per-class=10@seed=2".
 #include <string>
 #include <vector>

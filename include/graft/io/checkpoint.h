@@ -54,7 +54,10 @@ struct Attachment {
   const at::Tensor& tensor(const std::string& name) const;
 };
 
-/// Writes a checkpoint to path atomically (temp file + rename). optimizer and attachment may be null.
+/// Writes a checkpoint to path atomically and durably (serialised in memory, checked
+/// writes, fsync, rename, fsync of the folder). A full disk throws graft::Error naming
+/// path, with the temp file removed and any older file at path intact.
+/// optimizer and attachment may be null.
 void save_checkpoint(const std::string& path, const models::Backbone& model, const ModelMeta& meta,
                      const TrainState* state, torch::optim::Optimizer* optimizer,
                      const Attachment* attachment = nullptr);
@@ -70,14 +73,32 @@ struct Checkpoint {
 };
 
 /// Loads a checkpoint (model on CPU) and restores libtorch's CPU RNG state when restore_rng.
-/// Throws graft::Error naming the file when it is missing, truncated, not a graft
+/// Throws graft::Error naming the file when it is missing, truncated, damaged (a zip
+/// record fails its CRC32: bit flips are refused, never loaded), not a graft
 /// checkpoint, or of a newer format.
 Checkpoint load_checkpoint(const std::string& path, bool restore_rng = false);
+
+/// The checkpoint a resume should start from, and why others were passed over.
+struct CheckpointChoice {
+  std::string path;                   ///< empty when no candidate is valid
+  int64_t global_step = -1;           ///< of the chosen one
+  std::vector<std::string> rejected;  ///< one line per candidate present but refused (path: reason)
+};
+
+/// Picks the newest valid training checkpoint in a run folder among `names` (default
+/// checkpoint.ckpt, then checkpoint.prev.ckpt). Valid: every zip record passes its
+/// CRC32, it loads as a graft checkpoint with training state, and all its weights are
+/// finite. Newest: the largest global_step (ties: the earlier name). Missing files are
+/// skipped silently; damaged ones are listed in `rejected`, never thrown.
+CheckpointChoice newest_valid_checkpoint(const std::string& dir,
+                                         const std::vector<std::string>& names = {"checkpoint.ckpt",
+                                                                                  "checkpoint.prev.ckpt"});
 
 /// Loads the optimizer state saved in path into optimizer (same parameter layout).
 void load_optimizer_state(const std::string& path, torch::optim::Optimizer& optimizer);
 
 /// True when path is a graft checkpoint (as opposed to a plain TorchScript file).
+/// Throws graft::Error when path is a zip archive that fails its integrity check.
 bool is_checkpoint(const std::string& path);
 
 /// Copies values of parameters and buffers from `from` into `to` by name; throws

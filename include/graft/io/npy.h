@@ -12,8 +12,13 @@ namespace graft::io {
 /// Reads a .npy file into a CPU tensor of the matching dtype.
 /// Supports float32, float64, int64, int32 and uint8 ('<f4','<f8','<i8','<i4','|u1').
 /// Throws graft::Error naming the file for a missing/truncated file, a bad header,
-/// Fortran order or an unsupported dtype.
+/// Fortran order or an unsupported dtype. The header's shape is checked against the
+/// file's size before anything is allocated (trailing bytes after the data are ignored).
 at::Tensor read_npy(const std::string& path);
+
+/// Parses .npy bytes already in memory (same checks as read_npy; `name` names the
+/// source in errors). The declared shape is checked against size before allocating.
+at::Tensor read_npy_buffer(const void* data, size_t size, const std::string& name);
 
 /// Writes a CPU tensor (any supported dtype) to path atomically (temp file + rename).
 void write_npy(const std::string& path, const at::Tensor& t);

@@ -1,0 +1,34 @@
+#pragma once
+/// Integrity of libtorch archives (checkpoints, classifiers, TorchScript files), which
+/// are zip files: every record carries a CRC32 in the zip's central directory, but
+/// libtorch's reader is built without checking them, so a bit-flipped file would load.
+/// graft checks them itself before handing the bytes to libtorch.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace torch::serialize {
+class InputArchive;
+class OutputArchive;
+}  // namespace torch::serialize
+
+namespace graft::io {
+
+/// Checks a zip archive held in memory: end-of-central-directory record (zip64
+/// included), every central-directory entry matching its local header, records inside
+/// the file, and each record's CRC32 (stored records directly; deflated ones, such as
+/// libtorch's code files, after inflating them). Returns the number of records.
+/// Throws graft::Error "NAME is damaged: ..." naming the first bad record.
+int64_t verify_zip(const void* data, size_t size, const std::string& name);
+
+/// Reads path, verifies it with verify_zip and loads it into `in`. Throws graft::Error
+/// naming the file (`what` says what it should be, e.g. "checkpoint") when it is
+/// missing, damaged (CRC mismatch, truncated) or not a libtorch archive.
+void load_archive_verified(const std::string& path, torch::serialize::InputArchive& in, const std::string& what);
+
+/// Serialises `out` in memory, then writes it with write_bytes_atomically (checked
+/// writes, fsync, rename, fsync of the folder). A full disk throws graft::Error with
+/// the temp file removed; nothing is thrown from a destructor.
+void save_archive_atomically(const std::string& path, torch::serialize::OutputArchive& out);
+
+}  // namespace graft::io
