@@ -140,7 +140,8 @@ TEST(Cli, CorruptImagesStopTrainingOrAreSkippedWithACount) {
   auto strict = cli("train --data folder:" + (d / "imgs") + args);
   expect_clean_error(strict, "zz_broken.png");
   EXPECT_FALSE(std::filesystem::exists(d / "run/model.ckpt"));
-  auto lenient = cli("train --data folder:" + (d / "imgs") + "@skip-bad" + args);
+  // The failed run left its configuration: a new run into the folder must say --overwrite.
+  auto lenient = cli("train --data folder:" + (d / "imgs") + "@skip-bad" + args + " --overwrite");
   EXPECT_EQ(lenient.code, 0) << lenient.out;
   EXPECT_TRUE(has(lenient, "skipped 1 undecodable")) << lenient.out;
 }

@@ -223,7 +223,7 @@ TEST(Selfsup, SemisupCliAndBadInput) {
   EXPECT_NE(empty.code, 0);
   EXPECT_NE(empty.out.find("none.npy' is empty"), std::string::npos) << empty.out;
   auto unl = test::cli("semisup --model mlp:32 --labelled " + spec + "@unlabelled --unlabelled " + spec + " --out " +
-                       (d / "x"));
+                       (d / "unl"));
   EXPECT_NE(unl.out.find("without labels"), std::string::npos) << unl.out;
-  EXPECT_FALSE(std::filesystem::exists(d / "x/model.ckpt"));
+  EXPECT_FALSE(std::filesystem::exists(d / "unl/model.ckpt"));
 }

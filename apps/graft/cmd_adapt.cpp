@@ -221,6 +221,7 @@ void add_adapt(CLI::App& app) {
   sub->add_option("--preprocess", o->preprocess, "transforms for zoo/TorchScript models")->capture_default_str();
   sub->add_option("--out", o->out, "output folder (one subfolder per seed)")->required();
   sub->add_flag("--resume", c.resume, "continue interrupted runs exactly and reuse finished ones");
+  sub->add_flag("--overwrite", c.overwrite, "replace the files of earlier runs in --out");
   sub->add_option("--checkpoint-every", c.checkpoint_every, "also checkpoint every N steps (0: per epoch)")
       ->capture_default_str();
   sub->add_option("--log-every", c.log_every_s, "seconds between progress lines")->capture_default_str();

@@ -29,6 +29,8 @@ void add_train_config(CLI::App& sub, train::TrainConfig& c) {
   sub.add_option("--augment", c.augment, "random transforms, e.g. random-crop=28:2,hflip");
   sub.add_option("--out", c.out_dir, "output folder: checkpoints, metrics.jsonl, result.json")->required();
   sub.add_flag("--resume", c.resume, "continue from OUT/checkpoint.ckpt if present");
+  sub.add_flag("--overwrite", c.overwrite, "replace the files of an earlier run in --out (without it, a fresh run into "
+                                          "a folder holding another run's files is refused)");
   sub.add_option("--checkpoint-every", c.checkpoint_every, "also checkpoint every N steps (0: per epoch)")
       ->capture_default_str();
   sub.add_option("--log-every", c.log_every_s, "seconds between progress lines")->capture_default_str();

@@ -115,6 +115,8 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
+  } catch (const CLI::RuntimeError& e) {
+    return e.get_exit_code();  // a command that ends with a code of its own (graft launch: the failing rank's)
   } catch (const CLI::ParseError& e) {
     return usage_error(e.what(), graft::cli::verb_of(*deepest(app)));
   } catch (const graft::cli::UsageError& e) {

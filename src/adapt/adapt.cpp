@@ -22,6 +22,7 @@
 #include "graft/data/loader.h"
 #include "graft/data/model_input.h"
 #include "graft/io/files.h"
+#include "graft/models/zoo.h"
 #include "graft/train/trainer.h"
 
 namespace fs = std::filesystem;
@@ -50,26 +51,41 @@ Outputs run_eval(models::Backbone& m, size_t tap, const data::DatasetPtr& d, con
   return {at::cat(f), at::cat(z), at::cat(y)};
 }
 
-/// 2-D PCA of the source and target features (shared axes) as two scatter series.
-std::vector<analysis::Series> pca_scatter(const at::Tensor& fs, const at::Tensor& ft) {
-  auto x = at::cat({fs, ft}).to(at::kDouble);
+/// 2-D PCA coordinates (N, 2) of the rows of x.
+at::Tensor pca2(const at::Tensor& x_in) {
+  auto x = x_in.to(at::kDouble);
   auto c = x - x.mean(0, true);
-  auto cov = c.t().mm(c) / static_cast<double>(x.size(0) - 1);
-  auto eig = at::linalg_eigh(cov);
-  auto vecs = std::get<1>(eig);
-  auto proj = c.mm(vecs.narrow(1, vecs.size(1) - 2, 2));
-  analysis::Series s, t;
-  s.name = "source";
-  t.name = "target";
-  s.markers_only = t.markers_only = true;
-  for (int64_t i = 0; i < x.size(0); ++i) {
-    auto& se = i < fs.size(0) ? s : t;
-    se.x.push_back(proj[i][1].item<double>());
-    se.y.push_back(proj[i][0].item<double>());
-  }
-  return {s, t};
+  auto cov = c.t().mm(c) / static_cast<double>(std::max<int64_t>(1, x.size(0) - 1));
+  auto vecs = std::get<1>(at::linalg_eigh(cov));
+  return c.mm(vecs.narrow(1, vecs.size(1) - 2, 2).flip({1}));
 }
 
+/// The embedding of the selected model: PCA of the tap features of held-out source and
+/// target examples, one panel coloured by class, one by domain. Target classes come from
+/// the labelled target test set when there is one (a figure only, never a choice), else
+/// from the model's predictions (the title says which).
+void write_embedding(const std::string& path, const Outputs& s, const Outputs& t, bool target_labelled,
+                     const std::vector<std::string>& classes, const std::string& title) {
+  const int64_t ns = std::min<int64_t>(500, s.features.size(0)), nt = std::min<int64_t>(500, t.features.size(0));
+  auto xy = pca2(at::cat({s.features.narrow(0, 0, ns), t.features.narrow(0, 0, nt)}));
+  auto tl = target_labelled ? t.labels : t.logits.argmax(1);
+  analysis::ScatterPanel by_class, by_domain;
+  by_class.title = title + ": by class" + (target_labelled ? "" : " (target: predicted)");
+  by_domain.title = title + ": by domain";
+  by_class.colour_by = "class";
+  by_domain.colour_by = "domain";
+  for (auto* p : {&by_class, &by_domain}) {
+    p->xlabel = "PC 1";
+    p->ylabel = "PC 2";
+    for (int64_t i = 0; i < ns + nt; ++i) {
+      p->x.push_back(xy[i][0].item<double>());
+      p->y.push_back(xy[i][1].item<double>());
+      p->label.push_back(i < ns ? s.labels[i].item<int64_t>() : tl[i - ns].item<int64_t>());
+      p->domain.push_back(i < ns ? 0 : 1);
+    }
+  }
+  io::write_text_atomically(path, analysis::svg_scatter({by_class, by_domain}, classes, {"source", "target"}));
+}
 
 double accuracy_of(const Outputs& o) { return (o.logits.argmax(1) == o.labels).to(at::kDouble).mean().item<double>(); }
 
@@ -178,6 +194,7 @@ train::TrainConfig to_train_config(const AdaptConfig& cfg) {
   t.workers = cfg.workers;
   t.out_dir = cfg.out_dir;
   t.resume = cfg.resume;
+  t.overwrite = cfg.overwrite;
   t.checkpoint_every = cfg.checkpoint_every;
   t.log_every_s = cfg.log_every_s;
   t.quiet = cfg.quiet;
@@ -247,7 +264,7 @@ namespace {
 /// near-chance guard, model.ckpt and result.json.
 void finish_adapt(const AdaptConfig& cfg, models::Backbone& m, const io::ModelMeta& meta, size_t tap,
                   const std::string& tap_name, const data::DatasetPtr& src_val, const data::DatasetPtr& tgt_eval,
-                  AdaptResult& res) {
+                  const data::DatasetPtr& target_test, AdaptResult& res) {
   const auto dev = m.device();
   const int64_t K = meta.num_classes();
   if (src_val) {
@@ -255,12 +272,10 @@ void finish_adapt(const AdaptConfig& cfg, models::Backbone& m, const io::ModelMe
     auto t = run_eval(m, tap, tgt_eval, meta, cfg.workers, dev);
     const int64_t ne = std::min<int64_t>(500, std::min(s.features.size(0), t.features.size(0)));
     res.pad_after = proxy_a_distance(s.features.narrow(0, 0, ne), t.features.narrow(0, 0, ne), cfg.seed);
-    analysis::Panel pa;
-    pa.title = "selected epoch " + std::to_string(res.selected_epoch) + " of " + cfg.method + " (PCA of " + tap_name + ")";
-    pa.xlabel = "PC 1";
-    pa.ylabel = "PC 2";
-    pa.series = pca_scatter(s.features.narrow(0, 0, ne), t.features.narrow(0, 0, ne));
-    io::write_text_atomically(cfg.out_dir + "/embedding.svg", analysis::svg_chart({pa}));
+    const bool labelled = target_test != nullptr;
+    auto te = labelled ? run_eval(m, tap, target_test, meta, cfg.workers, dev) : t;
+    write_embedding(cfg.out_dir + "/embedding.svg", s, te, labelled, meta.class_names,
+                    cfg.method + ", epoch " + std::to_string(res.selected_epoch) + ", PCA of " + tap_name);
     // Guardrail: a model that has not learnt the source task says nothing about adaptation.
     const double chance = 1.0 / static_cast<double>(K);
     if (res.selected_source_acc >= 0 && res.selected_source_acc < std::min(0.99, 1.5 * chance + 0.05)) {
@@ -273,6 +288,8 @@ void finish_adapt(const AdaptConfig& cfg, models::Backbone& m, const io::ModelMe
   }
   res.model_path = cfg.out_dir + "/model.ckpt";
   io::save_checkpoint(res.model_path, m, meta, nullptr, nullptr);
+  // A TorchScript model goes back out as TorchScript, with the selected epoch's weights.
+  if (models::is_torchscript(m)) models::export_torchscript(m, meta, cfg.out_dir + "/model.pt");
   nlohmann::json r = {{"config", cfg.to_json()},          {"tap", tap_name},
                       {"selected_epoch", res.selected_epoch}, {"selected_by", cfg.select},
                       {"selected_score", res.selected_score}, {"pad_before", res.pad_before},
@@ -393,7 +410,13 @@ AdaptResult run_adapt(models::BackbonePtr model, const io::ModelMeta& meta, cons
   io::write_text_atomically(cfg.out_dir + "/adapt.json", cfg.to_json().dump(2) + "\n");
   const auto dev = parse_device(cfg.device);
   model->to(dev);
-  const std::string tap_name = cfg.tap.empty() ? default_tap(*model) : cfg.tap;
+  std::string tap_name = cfg.tap.empty() ? default_tap(*model) : cfg.tap;
+  // DAN applies MK-MMD on fully connected layers: on the DANN digit networks the convolutional
+  // output (flatten) collapses under it, fc1 does not (docs/RESULTS.md, DAN diagnosis).
+  if (cfg.tap.empty() && cfg.method == "mmd" && tap_name == "flatten") {
+    const auto& names = model->layer_names();
+    if (std::find(names.begin(), names.end(), "fc1") != names.end()) tap_name = "fc1";
+  }
   const size_t tap = model->layer_index(tap_name);
   GRAFT_CHECK(tap + 1 < model->num_layers(), "--tap '", tap_name, "' is the last layer; tap a layer below the classifier");
   bool target_labelled = false;
@@ -439,7 +462,7 @@ AdaptResult run_adapt(models::BackbonePtr model, const io::ModelMeta& meta, cons
     res.last_target_acc = res.history.back().target_acc;
     for (const auto& e : res.history) res.oracle_best_acc = std::max(res.oracle_best_acc, e.target_acc);
   }
-  finish_adapt(cfg, *model, meta, tap, tap_name, src_val, tgt_eval, res);
+  finish_adapt(cfg, *model, meta, tap, tap_name, src_val, tgt_eval, target_test, res);
   return res;
 }
 

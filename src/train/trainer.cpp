@@ -25,6 +25,8 @@
 #include "graft/data/loader.h"
 #include "graft/data/model_input.h"
 #include "graft/io/files.h"
+#include "graft/io/run_dir.h"
+#include "graft/train/divergence.h"
 #include "graft/models/zoo.h"
 #include "graft/train/l2sp.h"
 #include "prefix_cache.h"
@@ -147,7 +149,8 @@ nlohmann::json TrainConfig::to_json() const {
           {"layer_lr_mult", layer_lr_mult}, {"unfreeze_every", unfreeze_every}, {"adapt_frozen_bn", adapt_frozen_bn},
           {"l2sp_alpha", l2sp_alpha}, {"l2sp_beta", l2sp_beta},   {"pretrained_layers", pretrained_layers},
           {"patience", patience},   {"cache", cache},             {"drop_last", drop_last},
-          {"freeze_through", policy.freeze_through}, {"lr_mult", policy.lr_mult}, {"layer_decay", policy.layer_decay}};
+          {"freeze_through", policy.freeze_through}, {"lr_mult", policy.lr_mult}, {"layer_decay", policy.layer_decay},
+          {"overwrite", overwrite}};
 }
 
 double lr_factor(const TrainConfig& cfg, double p, double epoch_f) {
@@ -238,6 +241,8 @@ struct Trainer::Run {
   /// (SIGKILL) after global step N; GRAFT_TEST_KILL_IN_CHECKPOINT=N during the N-th
   /// checkpoint of this process, after the previous one was renamed aside.
   int64_t kill_after_step = -1, kill_in_checkpoint = -1, checkpoints_written = 0;
+  std::unique_ptr<io::RunDir> run_dir;  ///< the folder's lock, held for the whole run
+  DivergenceGuard guard;                ///< divergence without NaN: the loss far above its running median
 
   Run(Trainer& tr, const TrainConfig& c) : t(tr), cfg(c) {}
   void check_inputs();
@@ -269,7 +274,8 @@ void Trainer::Run::check_inputs() {
     GRAFT_CHECK(train->num_classes() >= 2, train->describe(), " has a single class; classification needs at least 2");
   }
   GRAFT_CHECK(cfg.patience < 0 || val, "--patience needs a validation set: give --val or --val-split");
-  io::ensure_dir(cfg.out_dir);
+  const auto mode = cfg.resume ? io::RunMode::kResume : cfg.overwrite ? io::RunMode::kOverwrite : io::RunMode::kFresh;
+  run_dir = std::make_unique<io::RunDir>(cfg.out_dir, io::RunDirOptions().mode_(mode));
   dev = parse_device(cfg.device);
   ckpt = cfg.out_dir + "/checkpoint.ckpt";
   prev = cfg.out_dir + "/checkpoint.prev.ckpt";
@@ -348,8 +354,10 @@ void Trainer::Run::setup_terms() {
 
 void Trainer::Run::resume() {
   if (!cfg.resume) return;
-  for (const auto& c : {ckpt, prev}) {
-    if (!fs::exists(c)) continue;
+  auto choice = io::newest_valid_checkpoint(cfg.out_dir);
+  for (const auto& r : choice.rejected) std::cerr << "graft: warning: not resuming from " << r << "\n";
+  if (choice.path.empty()) return;
+  for (const auto& c : {choice.path}) {
     try {
       auto ck = io::load_checkpoint(c, /*restore_rng=*/true);
       GRAFT_CHECK(ck.has_state, c, " holds no training state");
@@ -357,6 +365,7 @@ void Trainer::Run::resume() {
                       ck.meta.input_shape == t.meta_.input_shape && ck.meta.arch_config == t.meta_.arch_config,
                   c, " is a checkpoint of another model (", ck.meta.arch, ", ", ck.meta.num_classes(),
                   " classes); use another --out folder or drop --resume");
+      io::check_same_config(ck.state.config, cfg.to_json());
       io::copy_weights(*ck.model, *t.model_);
       start_epoch = ck.state.epoch;
       start_step = ck.state.step_in_epoch;
@@ -392,8 +401,9 @@ void Trainer::Run::resume() {
       resume_from = c;
       return;
     } catch (const Error& e) {
-      if (std::string(e.what()).find("another model") != std::string::npos) throw;
-      std::cerr << "graft: warning: cannot resume from " << c << " (" << e.what() << "); trying an older one\n";
+      const std::string m = e.what();
+      if (m.find("another model") != std::string::npos || m.find("different configuration") != std::string::npos) throw;
+      std::cerr << "graft: warning: cannot resume from " << c << " (" << m << "); starting afresh\n";
     }
   }
 }
@@ -590,6 +600,9 @@ void Trainer::Run::step(const at::Tensor& x_cpu, const at::Tensor& y_cpu, int64_
                        step_in_epoch + 1, "; training stopped and ", last_good(), ". Lower --lr (now ", cfg.lr,
                        "), add --warmup-epochs, or check the inputs for NaN"));
   }
+  if (ctx.n_labelled > 0 && guard.update(ce_v))
+    throw Diverged(str(guard.reason(), "; training stopped at epoch ", epoch + 1, " step ", step_in_epoch + 1, " and ",
+                       last_good()));
   opt->zero_grad();
   loss.backward();
   opt->step();
@@ -709,6 +722,10 @@ void Trainer::Run::save_state(int64_t epoch_done, int64_t step_in_epoch) {
   terms.meta = {{"kind", "trainer-terms"}};
   for (size_t i = 0; i < t.terms_.size(); ++i)
     for (auto& [n, v] : t.terms_[i]->save()) terms.tensors.emplace_back(std::to_string(i) + "/" + n, v);
+  // A checkpoint with non-finite weights is never written: the last good one stays.
+  if (auto bad = first_non_finite(*t.model_); !bad.empty())
+    throw Diverged(str("the weights became non-finite (", bad, ") by global step ", global_step,
+                       "; training stopped and ", last_good(), ". Lower --lr (now ", cfg.lr, ")"));
   if (fs::exists(ckpt)) fs::rename(ckpt, prev);
   if (++checkpoints_written == kill_in_checkpoint) std::raise(SIGKILL);
   io::save_checkpoint(ckpt, *t.model_, t.meta_, &st, opt.get(), terms.tensors.empty() ? nullptr : &terms);

@@ -49,6 +49,7 @@ struct AdaptConfig {
   std::string device = "cpu";
   std::string out_dir;
   bool resume = false;             ///< continue an interrupted run; a finished one is reused
+  bool overwrite = false;          ///< replace an earlier run's files in out_dir
   int64_t checkpoint_every = 0;    ///< also checkpoint every N steps (0: once per epoch)
   double log_every_s = 5.0;
   bool quiet = false;

@@ -38,6 +38,7 @@ struct TrainConfig {
   std::string augment;            ///< random transforms applied before the model's preprocessing
   std::string out_dir;            ///< where checkpoints, metrics and results go (required)
   bool resume = false;            ///< continue from out_dir/checkpoint.ckpt when it exists
+  bool overwrite = false;         ///< replace another run's files in out_dir (else a fresh run there is refused)
   int64_t checkpoint_every = 0;   ///< also checkpoint every N steps (0: once per epoch)
   double log_every_s = 5.0;       ///< seconds between progress lines
   bool quiet = false;
