@@ -123,7 +123,7 @@ void write_report(const DemoOpts& o, const DemoNumbers& n, const adapt::AdaptRes
   if (fs::exists(embedding)) {
     std::ifstream in(embedding);
     const std::string svg((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    rep.figure(svg, "Features of source and target images before and after DANN (from graft adapt)");
+    rep.figure(svg, "Features of held-out source and target test images at the epoch DANN selected (PCA; from graft adapt)");
   }
   std::ostringstream t;
   t << std::fixed << std::setprecision(0) << "Total time " << secs << " s. Outputs: " << o.out

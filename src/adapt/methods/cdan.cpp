@@ -2,32 +2,25 @@
 #include <torch/torch.h>
 
 #include "graft/adapt/method.h"
+#include "adversarial.h"
 #include "graft/adapt/objectives.h"
 
 namespace graft::adapt {
 namespace {
-class Cdan : public Method {
+class Cdan : public WithDiscriminator {
  public:
   explicit Cdan(const MethodOptions& o) : o_(o) {}
   std::string name() const override { return "cdan"; }
   bool forwards_paired() const override { return true; }
-  void setup(const train::TermSetup& s) override {
-    disc_ = Discriminator(s.feature_width * s.num_classes, o_.disc_hidden, 2, 0.5);
-    disc_->to(s.device);
-  }
+  void setup(const train::TermSetup& s) override { make_discriminator(s.feature_width * s.num_classes, o_.disc_hidden, s.device); }
   train::TermOutput loss(train::StepContext& ctx) override {
     const double lambda = o_.trade_off * dann_lambda(ctx.progress, o_.lambda_gamma);
     auto r = conditional_adversarial_loss(disc_, ctx.features, ctx.logits, ctx.n_labelled, lambda);
     return {r.loss, {{"domain_acc", r.domain_acc}, {"lambda", lambda}}};
   }
-  std::vector<at::Tensor> parameters() override { return disc_->parameters(); }
-  void train(bool on) override { disc_->train(on); }
-  train::TensorMap save() const override { return named(*disc_); }
-  void load(const train::TensorMap& s) override { load_named(*disc_, s); }
 
  private:
   MethodOptions o_;
-  Discriminator disc_{nullptr};
 };
 }  // namespace
 
