@@ -150,6 +150,7 @@ void run_demo(const DemoOpts& o) {
   cfg.device = o.common.device;
   cfg.quiet = o.common.quiet;
   cfg.out_dir = o.out + "/source";
+  cfg.overwrite = true;  // the demo owns its folder: a second demo replaces the first
   if (!o.common.quiet)
     std::cerr << "graft demo [1/3]: training dann_mnist (RGB input) on " << train_set->describe() << " for "
               << cfg.epochs << " epoch(s)\n";
@@ -171,6 +172,7 @@ void run_demo(const DemoOpts& o) {
   ac.quiet = o.common.quiet;
   ac.workers = 1;
   ac.out_dir = o.out + "/dann";
+  ac.overwrite = true;
   auto adapted = io::load_checkpoint(r.model_path).model;  // a copy: the source model stays as trained
   auto target = data::open_dataset(str("mnistm:train@limit=", o.target_limit, "@unlabelled"));
   auto ad = adapt::run_adapt(adapted, meta, train_set, target, target_test, ac);

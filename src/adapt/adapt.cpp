@@ -22,6 +22,7 @@
 #include "graft/data/loader.h"
 #include "graft/data/model_input.h"
 #include "graft/io/files.h"
+#include "graft/io/run_dir.h"
 #include "graft/models/zoo.h"
 #include "graft/train/trainer.h"
 
@@ -407,6 +408,10 @@ AdaptResult run_adapt(models::BackbonePtr model, const io::ModelMeta& meta, cons
     if (!cfg.quiet) std::cerr << "graft: " << cfg.out_dir << " holds a finished run: reusing its result\n";
     return *done;
   }
+  if (!cfg.resume && !cfg.overwrite)  // refused before adapt.json is written over another run's
+    for (const auto& f : io::default_run_files())
+      GRAFT_CHECK(!fs::exists(cfg.out_dir + "/" + f), cfg.out_dir, " holds the files of another run (", f,
+                  "); pass --resume to continue it, --overwrite to replace it, or choose another --out");
   io::write_text_atomically(cfg.out_dir + "/adapt.json", cfg.to_json().dump(2) + "\n");
   const auto dev = parse_device(cfg.device);
   model->to(dev);
