@@ -151,19 +151,9 @@ class AdaptObserver : public train::EpochObserver {
 void check_same_adapt_config(const std::string& path, const nlohmann::json& now) {
   if (!fs::exists(path)) return;
   std::ifstream in(path);
-  nlohmann::json before;
-  try {
-    before = nlohmann::json::parse(in);
-  } catch (const std::exception&) {
-    GRAFT_FAIL(path, " is not valid JSON; remove the folder or choose another --out");
-  }
-  for (auto it = now.begin(); it != now.end(); ++it) {
-    const auto& key = it.key();
-    if (key == "quiet" || key == "workers" || key == "resume" || key == "log_every_s") continue;
-    GRAFT_CHECK(before.contains(key) && before[key] == it.value(), "--resume: this run was started with ",
-                key, " = ", before.contains(key) ? before[key].dump() : "(unset)", " but now ", key, " = ",
-                it.value().dump(), "; use the same options, or a new --out folder");
-  }
+  auto before = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  GRAFT_CHECK(!before.is_discarded(), path, " is not valid JSON; remove the folder or choose another --out");
+  io::check_same_config(before, now);
 }
 
 /// The per-layer learning-rate multipliers of an adaptation run.
