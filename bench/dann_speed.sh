@@ -43,7 +43,7 @@ for i in $(seq "$n"); do
   rm -rf "$tmp/run"
   GRAFT_NO_BLAS_WARNING=1 "$build/graft" "${gargs[@]}" --out "$tmp/run" >/dev/null
   g+=("$(iters_per_s "$tmp/run/seed-1/metrics.jsonl")")
-  gsteps+=("$(field "$(head -n 1 "$tmp/run/seed-1/metrics.jsonl")" steps)")
+  gsteps+=("$(field "$(head -n 1 "$tmp/run/seed-1/metrics.jsonl")" step)")
   p+=("$(field "$("$py" "$here/bench/py/dann_loop.py" "${pyargs[@]}")" iters_per_s)")
   t+=("$(field "$(GLIBC_TUNABLES=$tuned "$py" "$here/bench/py/dann_loop.py" "${pyargs[@]}")" iters_per_s)")
 done

@@ -185,6 +185,29 @@ TEST(Cli, UsageErrorsAreOneLineWithExitCode2) {
   EXPECT_EQ(cli("--version").code, 0);
 }
 
+TEST(Cli, ValidationOptionsMeanTheSameInEveryTrainingVerb) {
+  TempDir d;
+  auto spec = toy_spec(d, 80);
+  const std::vector<std::string> verbs = {"train --model mlp:8 --data " + spec,
+                                          "finetune --model mlp:8 --data " + spec,
+                                          "semisup --model mlp:8 --labelled " + spec + " --unlabelled " + spec};
+  for (const auto& v : verbs) {
+    const std::string run = v + " --epochs 1 --quiet --preprocess '' --out " + (d / "o");
+    expect_usage_error(cli(run + " --val " + spec + " --val-split 0.2"), "--val and --val-split were both given: give one of them",
+                       v.substr(0, v.find(' ') + 1));
+    expect_usage_error(cli(run + " --val-split 1.5"), "--val-split must be in [0, 1), got 1.5",
+                       v.substr(0, v.find(' ') + 1));
+    // A held-out fifth of the 80 examples: the validation figures appear in every epoch row.
+    std::filesystem::remove_all(d / "o");
+    auto ok = cli(run + " --val-split 0.2");
+    ASSERT_EQ(ok.code, 0) << v << ": " << ok.out;
+    std::ifstream m(d / "o/metrics.jsonl");
+    std::string line;
+    std::getline(m, line);
+    EXPECT_NE(line.find("\"val_acc\""), std::string::npos) << v << ": " << line;
+  }
+}
+
 TEST(Cli, CommonOptionsOnEveryVerbThatRunsAModel) {
   for (const std::string verb : {"layers", "train", "finetune", "extract", "transfer", "adapt", "pretrain", "semisup",
                                  "study transferability", "study layers", "eval", "predict", "data info", "demo"}) {

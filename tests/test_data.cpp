@@ -200,6 +200,15 @@ TEST(ListFile, ReadsPathsAndLabels) {
   EXPECT_THROW(load_list_file(d / "bad.txt"), Error);
 }
 
+TEST(Transforms, ImageAugmentationOnVectorsIsOneClearError) {
+  auto p = Pipeline::parse("random-crop=8:1");
+  std::mt19937_64 rng(0);
+  auto msg = error_of([&] { p.apply(at::zeros({2}), rng); });
+  EXPECT_NE(msg.find("the transforms 'random-crop=8:1' work on images (C,H,W) but these examples have shape [2]"),
+            std::string::npos) << msg;
+  EXPECT_EQ(p.apply(at::zeros({1, 8, 8}), rng).sizes(), at::IntArrayRef({1, 8, 8}));
+}
+
 TEST(Transforms, ParseApplyAndSeed) {
   auto p = Pipeline::parse("resize=16,random-crop=12:2,hflip,normalize=0.5:0.25");
   EXPECT_TRUE(p.random());

@@ -7,7 +7,7 @@
 #include <random>
 
 #include "graft/core/check.h"
-#include "graft/io/files.h"
+#include "graft/core/files.h"
 #include "graft/data/readers.h"
 #include "test_util.h"
 

@@ -29,7 +29,7 @@
 #include "graft/data/transforms.h"
 #include "graft/io/archive.h"
 #include "graft/io/checkpoint.h"
-#include "graft/io/files.h"
+#include "graft/core/files.h"
 #include "graft/io/npy.h"
 #include "graft/io/run_dir.h"
 #include "graft/models/zoo.h"
@@ -471,7 +471,7 @@ TEST(Reliability, CheckpointOnAFullDiskFailsCleanlyAndKeepsTheOldFile) {
     rlimit lim = old;
     lim.rlim_cur = 10;
     setrlimit(RLIMIT_FSIZE, &lim);
-    std::string err = error_of([&] { io::write_text_atomically(tmp / "t.json", std::string(100, 'x')); });
+    std::string err = error_of([&] { graft::write_text_atomically(tmp / "t.json", std::string(100, 'x')); });
     setrlimit(RLIMIT_FSIZE, &old);
     std::signal(SIGXFSZ, old_handler);
     if (!err.empty()) throw Error(err);
@@ -507,7 +507,7 @@ TEST(Reliability, StaleTempFilesOfDeadProcessesAreCleaned) {
   write_bytes(tmp / ("model.ckpt.tmp." + std::to_string(child)), "x");
   write_bytes(tmp / ("model.ckpt.tmp." + std::to_string(getpid())), "mine");
   write_bytes(tmp / "prefix_cache.tmp.f32", "not a pid");
-  auto removed = io::clean_stale_temp_files(tmp.path());
+  auto removed = graft::clean_stale_temp_files(tmp.path());
   ASSERT_EQ(removed.size(), 1u);
   EXPECT_EQ(removed[0], tmp / ("model.ckpt.tmp." + std::to_string(child)));
   EXPECT_TRUE(fs::exists(tmp / ("model.ckpt.tmp." + std::to_string(getpid()))));
@@ -745,12 +745,12 @@ std::vector<std::vector<std::string>> parse_csv(const std::string& text) {
 }  // namespace
 
 TEST(Reliability, CsvFieldsFollowRfc4180) {
-  EXPECT_EQ(io::csv_field("plain"), "plain");
-  EXPECT_EQ(io::csv_field("a,b"), "\"a,b\"");
-  EXPECT_EQ(io::csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-  EXPECT_EQ(io::csv_field("two\nlines"), "\"two\nlines\"");
-  EXPECT_EQ(io::csv_field("cr\r"), "\"cr\r\"");
-  EXPECT_EQ(io::csv_field(""), "");
+  EXPECT_EQ(graft::csv_field("plain"), "plain");
+  EXPECT_EQ(graft::csv_field("a,b"), "\"a,b\"");
+  EXPECT_EQ(graft::csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+  EXPECT_EQ(graft::csv_field("two\nlines"), "\"two\nlines\"");
+  EXPECT_EQ(graft::csv_field("cr\r"), "\"cr\r\"");
+  EXPECT_EQ(graft::csv_field(""), "");
 }
 
 TEST(Reliability, PredictCsvQuotesClassNamesWithCommasQuotesAndNewlines) {

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "common.h"
+#include "graft/dist/context.h"
 #include "graft/adapt/adapt.h"
 #include "graft/adapt/method.h"
 #include "graft/adapt/select.h"
@@ -13,7 +14,7 @@
 #include "graft/core/runtime.h"
 #include "graft/core/stats.h"
 #include "graft/data/registry.h"
-#include "graft/io/files.h"
+#include "graft/core/files.h"
 
 namespace graft::cli {
 namespace {
@@ -101,7 +102,7 @@ void print_summary(const AdaptOpts& o, const adapt::SweepResult& sw) {
     summary["last_target_acc"] = {{"mean", ml.mean}, {"std", ml.std}};
     summary["oracle_best_acc"] = {{"mean", mb.mean}, {"std", mb.std}};
   }
-  io::write_text_atomically(o.out + "/summary.json", summary.dump(2) + "\n");
+  graft::write_text_atomically(o.out + "/summary.json", summary.dump(2) + "\n");
 }
 
 void run(AdaptOpts& o) {
@@ -154,6 +155,7 @@ void run(AdaptOpts& o) {
         return adapt::SweepOutcome{r.selected_score, d};
       },
       [](const std::string& msg) { std::cerr << "graft: warning: " << msg << "; the grid goes on\n"; });
+  if (!dist::is_main_process()) return;  // a data-parallel run: rank 0 reports and writes summary.json
   print_summary(o, sw);
   bool any = false;
   for (const auto& c : sw.chosen) any |= c.second >= 0;
@@ -216,12 +218,15 @@ void add_adapt(CLI::App& app) {
       ->delimiter(',')
       ->capture_default_str()
       ->check(seed_check());
-  sub->add_option("--workers", c.workers, "loader threads")->capture_default_str();
+  sub->add_option("--workers", c.workers, "loader threads that decode and augment (in-memory data with fixed "
+                                          "transforms is batched in the training thread)")->capture_default_str();
   sub->add_option("--channels", o->channels, "model input channels; needed when source and target channels differ");
   sub->add_option("--preprocess", o->preprocess, "transforms for zoo/TorchScript models")->capture_default_str();
   sub->add_option("--out", o->out, "output folder (one subfolder per seed)")->required();
   sub->add_flag("--resume", c.resume, "continue interrupted runs exactly and reuse finished ones");
   sub->add_flag("--overwrite", c.overwrite, "replace the files of earlier runs in --out");
+  sub->add_flag("--sync-bn-stats", c.sync_bn_stats, "data-parallel runs: average BatchNorm running statistics over "
+                                                    "the ranks each epoch (default: rank 0's are kept)");
   sub->add_option("--checkpoint-every", c.checkpoint_every, "also checkpoint every N steps (0: per epoch)")
       ->capture_default_str();
   sub->add_option("--log-every", c.log_every_s, "seconds between progress lines")->capture_default_str();

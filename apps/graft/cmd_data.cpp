@@ -6,7 +6,7 @@
 #include "graft/data/builders.h"
 #include "graft/data/readers.h"
 #include "graft/data/registry.h"
-#include "graft/io/files.h"
+#include "graft/core/files.h"
 
 namespace graft::cli {
 
@@ -31,11 +31,11 @@ void add_data(CLI::App& app) {
   mnistm->add_option("--photos", mm->photos, "colour photos to cut patches from (default: CACHE/photos)");
   mnistm->callback([mm] {
     auto o = *mm;
-    auto cache = io::data_cache_dir();
+    auto cache = graft::data_cache_dir();
     o.mnist_dir = cache + "/mnist";
     if (o.out_dir.empty()) o.out_dir = cache + "/mnistm";
     if (o.photos.empty()) o.photos = data::cached_photos();
-    for (const auto& p : o.photos) io::require_readable(p, "photo");
+    for (const auto& p : o.photos) graft::require_readable(p, "photo");
     data::make_mnistm(o);
     std::cout << "wrote " << o.out_dir << " (use it as mnistm:train / mnistm:test when in the cache)\n";
   });
@@ -55,10 +55,10 @@ void add_data(CLI::App& app) {
   syn->add_flag("--no-photos", *no_photos, "backgrounds from solid colours and gradients only");
   syn->callback([sd, no_photos] {
     auto o = *sd;
-    if (o.out_dir.empty()) o.out_dir = io::data_cache_dir() + "/syndigits";
+    if (o.out_dir.empty()) o.out_dir = graft::data_cache_dir() + "/syndigits";
     if (*no_photos) o.photos.clear();
     else if (o.photos.empty()) o.photos = data::cached_photos();
-    for (const auto& p : o.photos) io::require_readable(p, "photo");
+    for (const auto& p : o.photos) graft::require_readable(p, "photo");
     data::make_syndigits(o);
     std::cout << "wrote " << o.out_dir << " (use it as syndigits:train / syndigits:test when in the cache)\n";
   });
@@ -81,7 +81,7 @@ void add_data(CLI::App& app) {
     std::string name = mo->name.empty()
                            ? (o.rotate_deg == 0 ? "moons" : str("moons-rot", static_cast<int64_t>(std::lround(o.rotate_deg))))
                            : mo->name;
-    if (o.out_dir.empty()) o.out_dir = io::data_cache_dir() + "/" + name;
+    if (o.out_dir.empty()) o.out_dir = graft::data_cache_dir() + "/" + name;
     data::make_moons(o);
     std::cout << "wrote " << o.out_dir << " (" << name << ":train / " << name << ":test)\n";
   });

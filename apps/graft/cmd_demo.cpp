@@ -19,7 +19,7 @@
 #include "graft/data/builders.h"
 #include "graft/data/registry.h"
 #include "graft/features/offtheshelf.h"
-#include "graft/io/files.h"
+#include "graft/core/files.h"
 #include "graft/models/zoo.h"
 #include "graft/train/trainer.h"
 
@@ -57,7 +57,7 @@ std::string pct(double v) {
 }
 
 void ensure_mnistm(bool quiet) {
-  const auto cache = io::data_cache_dir();
+  const auto cache = graft::data_cache_dir();
   if (fs::exists(cache + "/mnistm/t10k-images-idx4-ubyte")) return;
   if (!quiet) std::cerr << "graft demo: making the MNIST-M-style target in " << cache << "/mnistm\n";
   data::MnistMOptions mo;
@@ -192,7 +192,7 @@ void run_demo(const DemoOpts& o) {
                        {"raw_pixels_accuracy", n.probe_pixels}}},
       {"model", r.model_path},
       {"seconds", secs}};
-  io::write_text_atomically(o.out + "/summary.json", summary.dump(2) + "\n");
+  graft::write_text_atomically(o.out + "/summary.json", summary.dump(2) + "\n");
   std::cout << std::fixed << std::setprecision(1) << "\ngraft demo: MNIST (source) -> MNIST-M-style (target)\n"
             << "  source only, in domain      mnist:test   " << std::setw(6) << 100 * n.source_in << "%\n"
             << "  source only, out of domain  mnistm:test  " << std::setw(6) << 100 * n.source_out
@@ -222,6 +222,7 @@ void add_demo(CLI::App& app) {
   sub->add_option("--seed", o->seed, "seed")->capture_default_str()->check(seed_check());
   add_common(*sub, o->common);
   sub->callback([o] {
+    refuse_data_parallel("demo", "it is a small one-machine walk-through");
     apply_common(o->common);
     GRAFT_CHECK(o->epochs >= 1 && o->adapt_epochs >= 1, "--epochs and --adapt-epochs must be >= 1");
     GRAFT_CHECK(o->limit >= 0 && o->target_limit >= 100, "--limit must be >= 0 and --target-limit >= 100");

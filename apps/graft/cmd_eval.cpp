@@ -6,7 +6,7 @@
 #include "graft/core/check.h"
 #include "graft/core/runtime.h"
 #include "graft/data/registry.h"
-#include "graft/io/files.h"
+#include "graft/core/files.h"
 #include "graft/train/trainer.h"
 
 namespace graft::cli {
@@ -44,7 +44,7 @@ void add_eval(CLI::App& app) {
       std::cout << "== " << d->describe() << "\n" << r.to_table(m.meta.class_names);
       all[spec] = r.to_json(m.meta.class_names);
     }
-    if (!o->json_out.empty()) io::write_text_atomically(o->json_out, all.dump(2) + "\n");
+    if (!o->json_out.empty()) graft::write_text_atomically(o->json_out, all.dump(2) + "\n");
   });
 }
 

@@ -7,7 +7,7 @@
 #include "common.h"
 #include "graft/core/check.h"
 #include "graft/features/offtheshelf.h"
-#include "graft/io/files.h"
+#include "graft/core/files.h"
 #include "graft/models/zoo.h"
 
 namespace graft::cli {

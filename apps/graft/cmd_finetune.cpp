@@ -20,8 +20,8 @@ void add_finetune(CLI::App& app) {
     train::TrainConfig cfg;
     train::LayerPolicy policy;
     models::HeadSpec head;
-    std::string model, cut, data, val, test, preprocess = "normalize=0.5:0.5";
-    double val_split = 0.1;
+    std::string model, cut, data, test, preprocess = "normalize=0.5:0.5";
+    ValOptions val;
     int channels = 0;
   };
   auto o = std::make_shared<Opts>();
@@ -35,9 +35,7 @@ void add_finetune(CLI::App& app) {
   sub->add_option("--cut", o->cut, "keep the layers up to and including this one (default: all but the last)");
   sub->add_option("--data", o->data, "target training set, e.g. fashion-mnist:train@classes=5-9@per-class=100")
       ->required();
-  sub->add_option("--val", o->val, "validation set (default: --val-split of --data; never the test set)");
-  auto* val_split_opt = sub->add_option("--val-split", o->val_split, "fraction of --data held out for validation when --val is not given "
-                                               "(0: no validation)")->capture_default_str();
+  add_val_options(*sub, o->val, 0.1, "--data");
   sub->add_option("--test", o->test, "test set evaluated once at the end");
   sub->add_option("--head", o->head.kind, "new head: linear, or mlp (bottleneck Linear+ReLU+Dropout, then Linear)")
       ->capture_default_str();
@@ -66,18 +64,14 @@ void add_finetune(CLI::App& app) {
       ->capture_default_str();
   add_train_config(*sub, o->cfg);
   add_common(*sub, o->common);
-  sub->callback([o, sub, val_split_opt] {
+  sub->callback([o, sub] {
     apply_common(o->common);
     o->cfg.device = o->common.device;
     o->cfg.quiet = o->common.quiet;
-    GRAFT_CHECK(o->val.empty() || val_split_opt->count() == 0, "give --val or --val-split, not both");
-    GRAFT_CHECK(o->val_split >= 0 && o->val_split < 1, "--val-split must be in [0, 1), got ", o->val_split);
     auto train_set = data::open_dataset(o->data);
     GRAFT_CHECK(train_set->num_classes() >= 2, "--data '", o->data, "' has ", train_set->num_classes(),
                 " class; fine-tuning a classifier needs at least 2");
-    data::DatasetPtr val_set, test_set;
-    if (!o->val.empty()) val_set = data::open_dataset(o->val);
-    else if (o->val_split > 0) std::tie(train_set, val_set) = data::split(train_set, o->val_split, o->cfg.seed);
+    data::DatasetPtr val_set = take_validation(o->val, train_set, o->cfg.seed), test_set;
     if (!o->test.empty()) test_set = data::open_dataset(o->test);
 
     // The pretrained model, described by its own metadata (a zoo name or TorchScript

@@ -8,7 +8,7 @@
 #include "graft/analysis/metrics.h"
 #include "graft/classify/linear.h"
 #include "graft/core/check.h"
-#include "graft/io/files.h"
+#include "graft/core/files.h"
 #include "graft/io/npy.h"
 
 namespace graft::cli {
@@ -84,7 +84,7 @@ void add_linear(CLI::App& app) {
       nlohmann::json j = {{"C", c.C()},         {"loss", f->o.loss},          {"cv", cv},
                           {"fit_seconds", fit_seconds}, {"train_accuracy", train_acc}, {"rows", x.size(0)},
                           {"dim", x.size(1)}};
-      io::write_text_atomically(f->report, j.dump() + "\n");
+      graft::write_text_atomically(f->report, j.dump() + "\n");
     }
   });
 
@@ -105,7 +105,7 @@ void add_linear(CLI::App& app) {
     std::vector<std::string> names;
     for (int64_t k = 0; k < c.num_classes(); ++k) names.push_back(std::to_string(k));
     std::cout << r.to_table(names);
-    if (!e->json.empty()) io::write_text_atomically(e->json, r.to_json(names).dump(2) + "\n");
+    if (!e->json.empty()) graft::write_text_atomically(e->json, r.to_json(names).dump(2) + "\n");
   });
 
   struct Pr {
@@ -125,7 +125,7 @@ void add_linear(CLI::App& app) {
     csv << "index,label,score\n";
     for (int64_t i = 0; i < s.size(0); ++i) csv << i << "," << idx[i].item<int64_t>() << "," << val[i].item<float>() << "\n";
     if (p->out.empty()) std::cout << csv.str();
-    else io::write_text_atomically(p->out, csv.str());
+    else graft::write_text_atomically(p->out, csv.str());
   });
 }
 

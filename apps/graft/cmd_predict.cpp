@@ -14,7 +14,7 @@
 #include "graft/data/readers.h"
 #include "graft/data/registry.h"
 #include "graft/features/offtheshelf.h"
-#include "graft/io/files.h"
+#include "graft/core/files.h"
 #include "graft/train/trainer.h"
 
 namespace graft::cli {
@@ -39,7 +39,7 @@ void add_predict(CLI::App& app) {
   sub->callback([o] {
     apply_common(o->common);
     GRAFT_CHECK(o->images.empty() != o->data.empty(), "give image files or --data, not both and not neither");
-    io::require_readable(o->model, "model");
+    graft::require_readable(o->model, "model");
     io::Checkpoint ck;
     if (io::is_checkpoint(o->model)) {
       ck = io::load_checkpoint(o->model);
@@ -77,7 +77,7 @@ void add_predict(CLI::App& app) {
     } else {
       std::vector<std::pair<std::string, int64_t>> items;
       for (const auto& p : o->images) {
-        io::require_readable(p, "image");
+        graft::require_readable(p, "image");
         items.emplace_back(p, data::kNoLabel);
       }
       int ch = m.meta.input_shape.size() == 3 ? static_cast<int>(m.meta.input_shape[0]) : 0;
@@ -106,17 +106,17 @@ void add_predict(CLI::App& app) {
       for (int64_t i = 0; i < b->size(); ++i) {
         int64_t pos = b->index[i].item<int64_t>();
         if (names.empty()) csv << pos;
-        else csv << io::csv_field(names[static_cast<size_t>(pos)]);
+        else csv << graft::csv_field(names[static_cast<size_t>(pos)]);
         csv << "," << b->label[i].item<int64_t>();
         for (int64_t k = 0; k < o->top; ++k) {
           auto c = idx[i][k].item<int64_t>();
-          csv << "," << io::csv_field(classes[static_cast<size_t>(c)]) << "," << vals[i][k].item<float>();
+          csv << "," << graft::csv_field(classes[static_cast<size_t>(c)]) << "," << vals[i][k].item<float>();
         }
         csv << "\n";
       }
     }
     if (o->out.empty()) std::cout << csv.str();
-    else io::write_text_atomically(o->out, csv.str());
+    else graft::write_text_atomically(o->out, csv.str());
   });
 }
 

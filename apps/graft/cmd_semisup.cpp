@@ -1,11 +1,13 @@
 // graft semisup: few labels plus many unlabelled images (FixMatch-style consistency).
+#include <cmath>
 #include <iomanip>
 #include <iostream>
 
 #include "common.h"
+#include "graft/dist/data_parallel.h"
 #include "graft/core/check.h"
 #include "graft/data/registry.h"
-#include "graft/io/files.h"
+#include "graft/core/files.h"
 #include "graft/selfsup/semisup.h"
 
 namespace graft::cli {
@@ -15,8 +17,8 @@ void add_semisup(CLI::App& app) {
     Common common;
     train::TrainConfig cfg;
     selfsup::SemisupOptions s;
-    std::string model, labelled, unlabelled, val, test, preprocess = "normalize=0.5:0.5";
-    double val_split = 0;
+    std::string model, labelled, unlabelled, test, preprocess = "normalize=0.5:0.5";
+    ValOptions val;
     int channels = 0;
   };
   auto o = std::make_shared<Opts>();
@@ -42,9 +44,7 @@ void add_semisup(CLI::App& app) {
   sub->add_option("--weak", o->s.weak, "weak augmentation (default: hflip + translation by 1/8)");
   sub->add_option("--strong", o->s.strong, "strong augmentation (default: weak + rotation, zoom, brightness/contrast, "
                                            "cutout)");
-  sub->add_option("--val", o->val, "validation set (early stopping with --patience)");
-  sub->add_option("--val-split", o->val_split, "carve this fraction of --labelled off as validation set")
-      ->capture_default_str();
+  add_val_options(*sub, o->val, 0, "--labelled");
   sub->add_option("--patience", o->cfg.patience, "stop after this many epochs without a lower validation loss and "
                                                  "keep the best weights (-1: off)")
       ->capture_default_str();
@@ -62,13 +62,9 @@ void add_semisup(CLI::App& app) {
     o->cfg.quiet = o->common.quiet;
     o->cfg.validate();
     o->s.validate();
-    GRAFT_CHECK(o->val.empty() || o->val_split == 0, "give --val or --val-split, not both");
-    GRAFT_CHECK(o->val_split >= 0 && o->val_split < 1, "--val-split must be in [0, 1), got ", o->val_split);
     auto lab = data::open_dataset(o->labelled);
     auto unl = data::open_dataset(o->unlabelled);
-    data::DatasetPtr val, test;
-    if (o->val_split > 0) std::tie(lab, val) = data::split(lab, o->val_split, o->cfg.seed);
-    if (!o->val.empty()) val = data::open_dataset(o->val);
+    data::DatasetPtr val = take_validation(o->val, lab, o->cfg.seed), test;
     if (!o->test.empty()) test = data::open_dataset(o->test);
     GRAFT_CHECK(o->cfg.patience < 0 || val, "--patience needs a validation set: give --val or --val-split");
     auto m = open_model(o->model, lab->input_shape(), lab->class_names(), o->channels, o->preprocess, o->cfg.seed);
@@ -77,6 +73,12 @@ void add_semisup(CLI::App& app) {
               << "; " << m.meta.arch << " -> " << o->cfg.out_dir << "\n";
     selfsup::SemisupStats st;
     auto r = selfsup::train_semisup(m.model, m.meta, o->cfg, o->s, lab, unl, val, test, &st);
+    if (auto& ctx = dist::process_context(o->cfg.device); ctx.distributed()) {  // every rank's draws
+      auto v = dist::sum_over_ranks(ctx, {static_cast<double>(st.unlabelled_seen), static_cast<double>(st.confident),
+                                          static_cast<double>(std::max<int64_t>(st.correct, 0))});
+      st.unlabelled_seen = std::llround(v[0]), st.confident = std::llround(v[1]);
+      if (st.correct >= 0) st.correct = std::llround(v[2]);
+    }
     nlohmann::json j = {{"options", o->s.to_json()},
                         {"labelled", lab->describe()},
                         {"unlabelled", unl->describe()},
@@ -97,7 +99,7 @@ void add_semisup(CLI::App& app) {
       j["test_accuracy"] = r.test.accuracy;
       std::cout << "test set " << test->describe() << ":\n" << r.test.to_table(m.meta.class_names);
     }
-    io::write_text_atomically(o->cfg.out_dir + "/semisup.json", j.dump(2) + "\n");
+    if (dist::is_main_process()) graft::write_text_atomically(o->cfg.out_dir + "/semisup.json", j.dump(2) + "\n");
     std::cout << "model saved to " << r.model_path << "\n";
   });
 }

@@ -6,6 +6,7 @@
 #include "graft/core/check.h"
 #include "graft/core/runtime.h"
 #include "graft/data/registry.h"
+#include "graft/study/layer_study.h"
 #include "graft/study/transferability.h"
 
 namespace graft::cli {
@@ -52,6 +53,7 @@ void add_study_transferability(CLI::App& study) {
                                    "transferability.svg, report.html; rerun the same command to resume")->required();
   add_common(*sub, o->common);
   sub->callback([o, sub] {
+    refuse_data_parallel("study", "it trains many small networks; run seeds as separate processes instead");
     apply_common(o->common);
     o->s.train.device = o->common.device;
     const auto slash = o->split.find('/');
@@ -116,6 +118,7 @@ void add_study_layers(CLI::App& study) {
   sub->add_option("--out", o->out, "folder for results.json, table.md, layers.svg and report.html")->required();
   add_common(*sub, o->common);
   sub->callback([o, sub] {
+    refuse_data_parallel("study", "it trains many small networks; run seeds as separate processes instead");
     apply_common(o->common);
     auto train = data::open_dataset(o->train);
     auto test = data::open_dataset(o->test);

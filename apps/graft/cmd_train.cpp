@@ -25,7 +25,8 @@ void add_train_config(CLI::App& sub, train::TrainConfig& c) {
   sub.add_option("--seed", c.seed, "seed of initialisation, data order and augmentation")
       ->capture_default_str()
       ->check(seed_check());
-  sub.add_option("--workers", c.workers, "loader threads")->capture_default_str();
+  sub.add_option("--workers", c.workers, "loader threads that decode and augment (in-memory data with fixed "
+                                        "transforms is batched in the training thread)")->capture_default_str();
   sub.add_option("--augment", c.augment, "random transforms, e.g. random-crop=28:2,hflip");
   sub.add_option("--out", c.out_dir, "output folder: checkpoints, metrics.jsonl, result.json")->required();
   sub.add_flag("--resume", c.resume, "continue from OUT/checkpoint.ckpt if present");
@@ -33,6 +34,8 @@ void add_train_config(CLI::App& sub, train::TrainConfig& c) {
                                           "a folder holding another run's files is refused)");
   sub.add_option("--checkpoint-every", c.checkpoint_every, "also checkpoint every N steps (0: per epoch)")
       ->capture_default_str();
+  sub.add_flag("--sync-bn-stats", c.sync_bn_stats, "data-parallel runs: average BatchNorm running statistics over "
+                                                  "the ranks each epoch (default: rank 0's are kept)");
   sub.add_option("--log-every", c.log_every_s, "seconds between progress lines")->capture_default_str();
 }
 
@@ -40,8 +43,8 @@ void add_train(CLI::App& app) {
   struct Opts {
     Common common;
     train::TrainConfig cfg;
-    std::string model, data, test, val, preprocess = "normalize=0.5:0.5";
-    double val_split = 0;
+    std::string model, data, test, preprocess = "normalize=0.5:0.5";
+    ValOptions val;
     int channels = 0;
   };
   auto o = std::make_shared<Opts>();
@@ -50,9 +53,7 @@ void add_train(CLI::App& app) {
                                        "TorchScript .pt or graft checkpoint")->required();
   sub->add_option("--data", o->data, "training set, e.g. mnist:train (see 'graft data --help')")->required();
   sub->add_option("--test", o->test, "test set evaluated at the end, e.g. mnist:test");
-  sub->add_option("--val", o->val, "validation set evaluated after each epoch");
-  sub->add_option("--val-split", o->val_split, "carve this fraction of --data off as validation set")
-      ->capture_default_str();
+  add_val_options(*sub, o->val, 0, "--data");
   sub->add_option("--channels", o->channels, "model input channels (default: the data's); gray and RGB are converted");
   sub->add_option("--preprocess", o->preprocess, "deterministic transforms before the model, saved with it")
       ->capture_default_str();
@@ -63,11 +64,8 @@ void add_train(CLI::App& app) {
     o->cfg.device = o->common.device;
     o->cfg.quiet = o->common.quiet;
     o->cfg.validate();
-    GRAFT_CHECK(o->val.empty() || o->val_split == 0, "give --val or --val-split, not both");
     auto train_set = data::open_dataset(o->data);
-    data::DatasetPtr val_set, test_set;
-    if (o->val_split > 0) std::tie(train_set, val_set) = data::split(train_set, o->val_split, o->cfg.seed);
-    if (!o->val.empty()) val_set = data::open_dataset(o->val);
+    data::DatasetPtr val_set = take_validation(o->val, train_set, o->cfg.seed), test_set;
     if (!o->test.empty()) test_set = data::open_dataset(o->test);
     auto m = open_model(o->model, train_set->input_shape(), train_set->class_names(), o->channels, o->preprocess,
                         o->cfg.seed);

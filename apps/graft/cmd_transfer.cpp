@@ -7,7 +7,7 @@
 #include "graft/core/runtime.h"
 #include "graft/data/registry.h"
 #include "graft/features/offtheshelf.h"
-#include "graft/io/files.h"
+#include "graft/core/files.h"
 
 namespace graft::cli {
 
@@ -93,9 +93,9 @@ void add_transfer(CLI::App& app) {
       j["norm"] = o->t.features.norm;
       j["tta"] = o->t.features.tta;
       j["loss"] = o->t.classifier.loss;
-      io::write_text_atomically(o->out + "/results.json", j.dump(2) + "\n");
-      io::write_text_atomically(o->out + "/results.csv", r.to_csv());
-      io::write_text_atomically(o->out + "/table.md", r.table());
+      graft::write_text_atomically(o->out + "/results.json", j.dump(2) + "\n");
+      graft::write_text_atomically(o->out + "/results.csv", r.to_csv());
+      graft::write_text_atomically(o->out + "/table.md", r.table());
       std::cout << "wrote " << o->out << "/table.md, results.json, results.csv\n";
     }
     if (!o->save.empty()) {

@@ -8,10 +8,12 @@
 #include <filesystem>
 #include <sstream>
 
+#include "graft/dist/context.h"
 #include "graft/core/check.h"
 #include "graft/core/parse.h"
 #include "graft/core/runtime.h"
 #include "graft/data/readers.h"
+#include "graft/data/registry.h"
 #include "graft/models/zoo.h"
 #include "graft/train/divergence.h"
 
@@ -29,6 +31,29 @@ void add_common(CLI::App& app, Common& c) {
   app.add_option("--max-pixels", c.max_pixels,
                  "refuse image files above this many pixels (width x height), read from their header before "
                  "decoding (default 67108864 = 64 Mpx)");
+}
+
+void add_val_options(CLI::App& sub, ValOptions& v, double default_split, const std::string& of) {
+  v.split = default_split;
+  sub.add_option("--val", v.val, "validation set evaluated after each epoch (replaces --val-split; never the test set)");
+  v.split_opt = sub.add_option("--val-split", v.split, "fraction of " + of + " held out for validation when --val is "
+                                                       "not given (0: none)")
+                    ->capture_default_str();
+}
+
+data::DatasetPtr take_validation(const ValOptions& v, data::DatasetPtr& train, uint64_t seed) {
+  GRAFT_CHECK(v.val.empty() || !v.split_opt || v.split_opt->count() == 0, "--val and --val-split were both given: give one of them");
+  GRAFT_CHECK(v.split >= 0 && v.split < 1, "--val-split must be in [0, 1), got ", v.split);
+  if (!v.val.empty()) return data::open_dataset(v.val);
+  if (v.split <= 0) return nullptr;
+  data::DatasetPtr val;
+  std::tie(train, val) = data::split(train, v.split, seed);
+  return val;
+}
+
+void refuse_data_parallel(const std::string& verb, const std::string& why) {
+  GRAFT_CHECK(!dist::env_from_process().distributed(), "graft ", verb, " does not run data-parallel (", why,
+              "); run it as one process, without graft launch or torchrun");
 }
 
 void apply_common(const Common& c) {

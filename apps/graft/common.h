@@ -27,6 +27,10 @@ void add_common(CLI::App& app, Common& c);
 /// Applies --threads and --max-pixels, checks --device and warns once about a reference BLAS.
 void apply_common(const Common& c);
 
+/// Refuses to run `verb` as one rank of a data-parallel run (WORLD_SIZE > 1), saying why:
+/// for verbs whose work does not split over ranks.
+void refuse_data_parallel(const std::string& verb, const std::string& why);
+
 /// Opening --model is a library call (zoo name, TorchScript file or checkpoint).
 using models::open_model;
 using models::OpenedModel;
@@ -75,6 +79,19 @@ std::vector<int64_t> parse_shape(const std::string& s, const std::string& option
 
 /// The default example shape of a zoo model, used by `graft layers` without --input-shape.
 std::vector<int64_t> default_input_shape(const std::string& arch);
+
+/// The validation options shared by the training verbs: --val SPEC or --val-split FRACTION.
+struct ValOptions {
+  std::string val;            ///< --val: a dataset spec
+  double split = 0;           ///< --val-split: the fraction of the training set held out
+  CLI::Option* split_opt = nullptr;
+};
+/// Adds --val and --val-split (default `default_split`, of the set named `of`) to `sub`.
+void add_val_options(CLI::App& sub, ValOptions& v, double default_split, const std::string& of);
+/// The validation set: --val's, or --val-split of `train` (seeded split, `train` keeps the
+/// rest), or none. --val replaces a default split; both given on the command line, or a
+/// fraction outside [0, 1), is an error naming the option.
+data::DatasetPtr take_validation(const ValOptions& v, data::DatasetPtr& train, uint64_t seed);
 
 /// Registers the options of train::TrainConfig on a subcommand (train, finetune).
 void add_train_config(CLI::App& sub, train::TrainConfig& c);

@@ -12,6 +12,7 @@
 #include "common.h"
 #include "graft/core/check.h"
 #include "graft/core/runtime.h"
+#include "graft/dist/context.h"
 #include "graft/version.h"
 
 namespace {
@@ -91,24 +92,41 @@ int generate(const CLI::App& app, const std::string& what) {
   return usage_error("--generate '" + what + "' is not one of bash-completion, man", "");
 }
 
+/// The --out of a command line ("--out X" or "--out=X"), or "".
+std::string out_of(const std::vector<std::string>& args) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--out" && i + 1 < args.size()) return args[i + 1];
+    if (args[i].rfind("--out=", 0) == 0) return args[i].substr(6);
+  }
+  return "";
+}
+
+/// After a failed run: removes the --out folder (or file) that this run created, unless it
+/// holds a checkpoint to resume from, so that a failure leaves no half-written output.
+/// Never touches what existed before the run; in a data-parallel run only rank 0 does it.
+void remove_failed_output(const std::string& out, bool existed) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (out.empty() || existed || !fs::exists(out, ec) || !graft::dist::is_main_process()) return;
+  if (fs::is_directory(out, ec))
+    for (auto it = fs::recursive_directory_iterator(out, ec); !ec && it != fs::recursive_directory_iterator(); ++it)
+      if (it->path().extension() == ".ckpt") return;  // resumable state: keep it
+  fs::remove_all(out, ec);
+}
+
 }  // namespace
 
-int main(int argc, char** argv) {
-  graft::tune_allocator();
-  graft::cli::set_invocation(argc, argv);
-  CLI::App app{"transfer learning and domain adaptation of deep networks (libtorch)"};
-  app.require_subcommand(1);
-  app.set_version_flag("--version", std::string("graft ") + graft::kVersion);
-  app.footer(kExitCodes);
-  register_commands(app);
-  std::vector<std::string> args(argv + 1, argv + argc);
-  if (args.size() == 2 && args[0] == "--generate") return generate(app, args[1]);
+namespace {
+
+/// Parses and runs the command; the exit code.
+int run(CLI::App& app, std::vector<std::string> args) {
   try {
     graft::cli::check_subcommands(app, args);
     graft::cli::expand_config(app, args);
     std::reverse(args.begin(), args.end());  // CLI11 takes the arguments last first
     app.parse(args);
     record_if_needed(app);
+    graft::dist::finish_process_context();  // a data-parallel run: every rank leaves together
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
@@ -125,16 +143,39 @@ int main(int argc, char** argv) {
     // The library names the option first when an option's value is bad ("--lr must be
     // > 0"): that is a usage error; anything else is a failed run.
     const std::string m = e.what();
+    graft::dist::abort_process_context(m);
     if (m.rfind("--", 0) == 0) return usage_error(m, graft::cli::verb_of(*deepest(app)));
     std::cerr << "graft: error: " << m << "\n";
     return kExitRunFailed;
   } catch (const c10::Error& e) {
     std::string m = e.what_without_backtrace();
+    graft::dist::abort_process_context(m.substr(0, m.find('\n')));
     std::cerr << "graft: error (libtorch): " << m.substr(0, m.find('\n')) << "\n";
     return kExitRunFailed;
   } catch (const std::exception& e) {
+    graft::dist::abort_process_context(e.what());
     std::cerr << "graft: error: " << e.what() << "\n";
     return kExitRunFailed;
   }
   return 0;
 }
+}  // namespace
+
+int main(int argc, char** argv) {
+  graft::tune_allocator();
+  graft::cli::set_invocation(argc, argv);
+  CLI::App app{"transfer learning and domain adaptation of deep networks (libtorch)"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("graft ") + graft::kVersion);
+  app.footer(kExitCodes);
+  register_commands(app);
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.size() == 2 && args[0] == "--generate") return generate(app, args[1]);
+  const std::string out = out_of(args);
+  std::error_code ec;
+  const bool out_existed = !out.empty() && std::filesystem::exists(out, ec);
+  const int code = run(app, args);
+  if (code == kExitRunFailed) remove_failed_output(out, out_existed);
+  return code;
+}
+

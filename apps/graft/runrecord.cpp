@@ -7,8 +7,9 @@
 #include <sstream>
 
 #include "common.h"
+#include "graft/dist/context.h"
 #include "graft/core/check.h"
-#include "graft/io/files.h"
+#include "graft/core/files.h"
 #include "graft/version.h"
 
 namespace fs = std::filesystem;
@@ -91,21 +92,21 @@ void enable_replay(CLI::App& app) {
 bool run_recorded() { return g_recorded; }
 
 void record_run(const CLI::App& sub, const std::string& prefix) {
-  if (g_recorded || prefix.empty()) return;
+  if (g_recorded || prefix.empty() || !dist::is_main_process()) return;  // rank 0 records a data-parallel run
   const auto dir = fs::path(prefix).parent_path().string();
-  if (!dir.empty()) io::ensure_dir(dir);
+  if (!dir.empty()) graft::ensure_dir(dir);
   const auto verb = verb_of(sub);
   std::ostringstream cmd;
   for (size_t i = 0; i < g_argv.size(); ++i) cmd << (i ? " " : "") << shell_quote(i == 0 ? "graft" : g_argv[i]);
   const auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
   char when[32];
   std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  io::write_text_atomically(prefix + "command.txt", "# graft " + std::string(kVersion) + ", " + when + ", in " +
+  graft::write_text_atomically(prefix + "command.txt", "# graft " + std::string(kVersion) + ", " + when + ", in " +
                                                         shell_quote(g_cwd) + "\n" + cmd.str() + "\n");
   // The options given (after --config expansion), as CLI11 writes them: exact replay
   // under the same graft; defaults are those of the replaying version.
   std::string body = sub.config_to_str(/*default_also=*/false, /*write_description=*/false);
-  io::write_text_atomically(prefix + "graft.toml",
+  graft::write_text_atomically(prefix + "graft.toml",
                             "# Replay: cd " + shell_quote(g_cwd) + " && graft " + verb + " --config " +
                                 shell_quote(prefix + "graft.toml") + " [--out NEW_FOLDER]\n" +
                                 "graft-verb=\"" + verb + "\"\ngraft-version=\"" + kVersion + "\"\n" + body);

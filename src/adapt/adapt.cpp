@@ -19,9 +19,10 @@
 #include "graft/analysis/plot.h"
 #include "graft/core/check.h"
 #include "graft/core/runtime.h"
+#include "graft/dist/context.h"
 #include "graft/data/loader.h"
 #include "graft/data/model_input.h"
-#include "graft/io/files.h"
+#include "graft/core/files.h"
 #include "graft/io/run_dir.h"
 #include "graft/models/zoo.h"
 #include "graft/train/trainer.h"
@@ -85,7 +86,7 @@ void write_embedding(const std::string& path, const Outputs& s, const Outputs& t
       p->domain.push_back(i < ns ? 0 : 1);
     }
   }
-  io::write_text_atomically(path, analysis::svg_scatter({by_class, by_domain}, classes, {"source", "target"}));
+  graft::write_text_atomically(path, analysis::svg_scatter({by_class, by_domain}, classes, {"source", "target"}));
 }
 
 double accuracy_of(const Outputs& o) { return (o.logits.argmax(1) == o.labels).to(at::kDouble).mean().item<double>(); }
@@ -116,7 +117,7 @@ class AdaptObserver : public train::EpochObserver {
     if (tgt_test_) j["oracle_target_acc"] = accuracy_of(run_eval(m, tap_, tgt_test_, meta_, cfg_.workers, dev));
     const double crit = cfg_.select == "snd" ? j["target_snd"].get<double>() : j["target_im"].get<double>();
     auto d = selector_.offer(epoch, crit, src);
-    io::ensure_dir(cfg_.out_dir + "/candidates");
+    graft::ensure_dir(cfg_.out_dir + "/candidates");
     if (d.keep) io::save_checkpoint(candidate(epoch), m, meta_, nullptr, nullptr);
     for (auto e : d.drop) fs::remove(candidate(e));
     method_.after_target_eval(m);
@@ -187,6 +188,7 @@ train::TrainConfig to_train_config(const AdaptConfig& cfg) {
   t.resume = cfg.resume;
   t.overwrite = cfg.overwrite;
   t.checkpoint_every = cfg.checkpoint_every;
+  t.sync_bn_stats = cfg.sync_bn_stats;
   t.log_every_s = cfg.log_every_s;
   t.quiet = cfg.quiet;
   t.drop_last = true;
@@ -235,7 +237,8 @@ nlohmann::json AdaptConfig::to_json() const {
           {"select", select},       {"source_tolerance", source_tolerance}, {"eval_examples", eval_examples},
           {"backbone_lr_mult", backbone_lr_mult}, {"pretrained", pretrained},
           {"freeze_through", policy.freeze_through}, {"lr_mult", policy.lr_mult}, {"layer_decay", policy.layer_decay},
-          {"seed", seed}, {"device", device}, {"checkpoint_every", checkpoint_every}};
+          {"seed", seed}, {"device", device}, {"checkpoint_every", checkpoint_every},
+          {"sync_bn_stats", sync_bn_stats}};
 }
 
 MethodOptions AdaptConfig::method_options() const {
@@ -292,7 +295,7 @@ void finish_adapt(const AdaptConfig& cfg, models::Backbone& m, const io::ModelMe
                    {"selected_target_acc", res.selected_target_acc},
                    {"last_target_acc", res.last_target_acc},
                    {"best_epoch_target_acc", res.oracle_best_acc}};
-  io::write_text_atomically(cfg.out_dir + "/result.json", r.dump(2) + "\n");
+  graft::write_text_atomically(cfg.out_dir + "/result.json", r.dump(2) + "\n");
 }
 
 }  // namespace
@@ -359,7 +362,7 @@ double pad_before(const AdaptConfig& cfg, models::Backbone& m, size_t tap, const
               "any training: its inputs contain NaN/inf values; fix or drop those examples");
   const int64_t ne = std::min<int64_t>(500, std::min(s.features.size(0), t.features.size(0)));
   const double pad = proxy_a_distance(s.features.narrow(0, 0, ne), t.features.narrow(0, 0, ne), cfg.seed);
-  io::write_text_atomically(path, nlohmann::json({{"pad_before", pad}}).dump() + "\n");
+  graft::write_text_atomically(path, nlohmann::json({{"pad_before", pad}}).dump() + "\n");
   return pad;
 }
 
@@ -392,17 +395,19 @@ AdaptResult run_adapt(models::BackbonePtr model, const io::ModelMeta& meta, cons
   cfg.validate();
   const auto& info = find_method(cfg.method);
   check_domains(info, *model, meta, info.source_free ? nullptr : source, target);
-  io::ensure_dir(cfg.out_dir);
+  graft::ensure_dir(cfg.out_dir);
   if (cfg.resume) check_same_adapt_config(cfg.out_dir + "/adapt.json", cfg.to_json());
   if (auto done = finished_run(cfg)) {
     if (!cfg.quiet) std::cerr << "graft: " << cfg.out_dir << " holds a finished run: reusing its result\n";
     return *done;
   }
-  if (!cfg.resume && !cfg.overwrite)  // refused before adapt.json is written over another run's
+  // A data-parallel run: rank 0 alone checks and writes the folder; every rank trains.
+  const bool main_rank = dist::process_context(cfg.device).is_main();
+  if (!cfg.resume && !cfg.overwrite && main_rank)  // refused before adapt.json is written over another run's
     for (const auto& f : io::default_run_files())
       GRAFT_CHECK(!fs::exists(cfg.out_dir + "/" + f), cfg.out_dir, " holds the files of another run (", f,
                   "); pass --resume to continue it, --overwrite to replace it, or choose another --out");
-  io::write_text_atomically(cfg.out_dir + "/adapt.json", cfg.to_json().dump(2) + "\n");
+  if (main_rank) graft::write_text_atomically(cfg.out_dir + "/adapt.json", cfg.to_json().dump(2) + "\n");
   const auto dev = parse_device(cfg.device);
   model->to(dev);
   std::string tap_name = cfg.tap.empty() ? default_tap(*model) : cfg.tap;
@@ -416,7 +421,7 @@ AdaptResult run_adapt(models::BackbonePtr model, const io::ModelMeta& meta, cons
   GRAFT_CHECK(tap + 1 < model->num_layers(), "--tap '", tap_name, "' is the last layer; tap a layer below the classifier");
   bool target_labelled = false;
   for (auto y : target->labels()) target_labelled |= y >= 0;
-  if (target_labelled)
+  if (target_labelled && main_rank)
     std::cerr << "graft: note: the target training set has labels; adaptation ignores them (only --target-test "
                  "gives oracle numbers)\n";
   auto tgt = data::unlabelled(target);
@@ -428,7 +433,7 @@ AdaptResult run_adapt(models::BackbonePtr model, const io::ModelMeta& meta, cons
   GRAFT_CHECK(!src_train || src_train->size() >= cfg.batch_size, "the source training split has ", 
               src_train ? src_train->size() : 0, " examples, fewer than --batch-size (", cfg.batch_size, ")");
   AdaptResult res;
-  res.pad_before = pad_before(cfg, *model, tap, src_val, tgt_eval, meta);
+  if (main_rank) res.pad_before = pad_before(cfg, *model, tap, src_val, tgt_eval, meta);
 
   auto method = info.make(cfg.method_options());
   auto tc = to_train_config(cfg);
@@ -443,6 +448,7 @@ AdaptResult run_adapt(models::BackbonePtr model, const io::ModelMeta& meta, cons
   trainer.set_observer(observer);
   auto tr = trainer.fit(src_train, nullptr, nullptr);
   res.history = adapt_history(tr);
+  if (!main_rank) return res;  // the choice, the figures and result.json are rank 0's
 
   // The choice, made without target labels; its weights were kept as a candidate file.
   const auto& sel = observer->selector();

@@ -5,7 +5,7 @@
 #include <sstream>
 
 #include "graft/core/check.h"
-#include "graft/io/files.h"
+#include "graft/core/files.h"
 
 namespace graft::analysis {
 
@@ -100,6 +100,6 @@ std::string HtmlReport::html() const {
   return s.str();
 }
 
-void HtmlReport::save(const std::string& path) const { io::write_text_atomically(path, html()); }
+void HtmlReport::save(const std::string& path) const { graft::write_text_atomically(path, html()); }
 
 }  // namespace graft::analysis

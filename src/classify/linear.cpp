@@ -14,7 +14,7 @@
 #include "graft/core/check.h"
 #include "graft/io/archive.h"
 #include "graft/data/dataset.h"
-#include "graft/io/files.h"
+#include "graft/core/files.h"
 
 namespace graft::classify {
 namespace {

@@ -8,7 +8,7 @@
 
 #include "graft/core/check.h"
 #include "graft/data/readers.h"
-#include "graft/io/files.h"
+#include "graft/core/files.h"
 #include "graft/io/npy.h"
 
 namespace fs = std::filesystem;
@@ -17,7 +17,7 @@ namespace graft::data {
 
 std::vector<std::string> cached_photos() {
   std::vector<std::string> out;
-  auto dir = io::data_cache_dir() + "/photos";
+  auto dir = graft::data_cache_dir() + "/photos";
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return out;
   for (const auto& e : fs::directory_iterator(dir)) {
@@ -41,7 +41,7 @@ void make_mnistm(const MnistMOptions& o) {
   GRAFT_CHECK(!photos.empty(), "make mnistm: no usable colour photos among ", o.photos.size(),
               " given; run scripts/fetch_data.sh (it unpacks photos from Debian's python3-skimage) or pass --photos");
   std::mt19937_64 rng(o.seed);
-  io::ensure_dir(o.out_dir);
+  graft::ensure_dir(o.out_dir);
   for (std::string stem : {"train", "t10k"}) {
     auto imgs = read_idx(o.mnist_dir + "/" + stem + "-images-idx3-ubyte");
     auto labs = read_idx(o.mnist_dir + "/" + stem + "-labels-idx1-ubyte");
@@ -76,7 +76,7 @@ void make_mnistm(const MnistMOptions& o) {
                        "): each MNIST digit blended with a random crop of a colour photo, out = |patch - digit| per "
                        "channel (Ganin & Lempitsky 2015).\nPhotos:\n";
   for (const auto& p : o.photos) readme += "  " + p + "\n";
-  io::write_text_atomically(o.out_dir + "/README.txt", readme);
+  graft::write_text_atomically(o.out_dir + "/README.txt", readme);
 }
 
 void make_moons(const MoonsOptions& o) {
@@ -84,7 +84,7 @@ void make_moons(const MoonsOptions& o) {
   GRAFT_CHECK(o.n_train >= 2 && o.n_test >= 2, "make moons: need at least 2 points per split");
   GRAFT_CHECK(o.noise >= 0 && o.noise < 10, "make moons: --noise must be in [0, 10)");
   GRAFT_CHECK(std::isfinite(o.rotate_deg), "make moons: --rotate must be a number of degrees");
-  io::ensure_dir(o.out_dir);
+  graft::ensure_dir(o.out_dir);
   std::mt19937_64 rng(o.seed);
   std::normal_distribution<double> gauss(0.0, o.noise);
   std::uniform_real_distribution<double> uni(0.0, M_PI);

@@ -18,7 +18,7 @@
 
 #include "graft/core/check.h"
 #include "graft/core/parse.h"
-#include "graft/io/files.h"
+#include "graft/core/files.h"
 #include "graft/io/npy.h"
 
 namespace fs = std::filesystem;
@@ -47,7 +47,7 @@ namespace {
 class IdxSource {
  public:
   explicit IdxSource(const std::string& path) : path_(path) {
-    io::require_readable(path, "IDX file");
+    graft::require_readable(path, "IDX file");
     std::error_code ec;
     GRAFT_CHECK(!fs::is_directory(path, ec), "IDX file '", path, "' is a folder; give the file itself");
     file_size_ = static_cast<uint64_t>(fs::file_size(path, ec));
@@ -141,7 +141,7 @@ void write_idx(const std::string& path, const at::Tensor& t) {
   auto c = t.contiguous();
   GRAFT_CHECK(c.scalar_type() == at::kByte, "write_idx: only uint8 tensors are written, got ", c.scalar_type());
   GRAFT_CHECK(c.dim() >= 1 && c.dim() <= 4, "write_idx: 1 to 4 dimensions, got ", c.dim());
-  io::write_atomically(path, [&](const std::string& tmp) {
+  graft::write_atomically(path, [&](const std::string& tmp) {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     GRAFT_CHECK(out, path, ": cannot write");
     unsigned char h[4] = {0, 0, 0x08, static_cast<unsigned char>(c.dim())};
@@ -455,7 +455,7 @@ ListFile parse_list_file(const std::string& text, const std::string& file) {
 }
 
 std::shared_ptr<ImageFileDataset> load_list_file(const std::string& file, ImageFileOptions opts) {
-  io::require_readable(file, "list file");
+  graft::require_readable(file, "list file");
   std::error_code ec;
   GRAFT_CHECK(!fs::is_directory(file, ec), "list file '", file, "' is a folder; for one subfolder per class use folder:",
               file);

@@ -5,7 +5,7 @@
 #include "graft/core/check.h"
 #include "graft/core/parse.h"
 #include "graft/data/readers.h"
-#include "graft/io/files.h"
+#include "graft/core/files.h"
 
 namespace fs = std::filesystem;
 
@@ -103,7 +103,7 @@ DatasetPtr open_dataset_unchecked(const std::string& spec) {
       img_opts.decode_size_(parse_int(v.substr(0, x), 1, 65536, what), parse_int(v.substr(x + 1), 1, 65536, what));
     }
   }
-  auto cache = io::data_cache_dir();
+  auto cache = graft::data_cache_dir();
 
   DatasetPtr d;
   if (kind == "mnist") {

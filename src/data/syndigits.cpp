@@ -18,7 +18,7 @@
 #include "graft/core/check.h"
 #include "graft/data/builders.h"
 #include "graft/data/readers.h"
-#include "graft/io/files.h"
+#include "graft/core/files.h"
 
 namespace fs = std::filesystem;
 
@@ -317,15 +317,15 @@ void make_syndigits(const SynDigitsOptions& o) {
               "packages (scripts/setup.sh lists them) or pass --fonts DIR");
   auto [train, test] = split_fonts_by_family(faces, o.test_share);
   auto photos = load_backgrounds(o.photos, static_cast<int>(2 * o.size));
-  io::ensure_dir(o.out_dir);
+  graft::ensure_dir(o.out_dir);
   FtLibrary ft;
   write_split(ft.lib, train, o, o.n_train, "train", 0, photos);
   write_split(ft.lib, test, o, o.n_test, "t10k", 1, photos);
   std::string list;
   for (const auto& [name, fs_] : {std::pair{"train", &train}, std::pair{"test", &test}})
     for (const auto& f : *fs_) list += str(name, "\t", f.family, "\t", f.style, "\t", f.file, "\t", f.index, "\n");
-  io::write_text_atomically(o.out_dir + "/fonts.txt", list);
-  io::write_text_atomically(
+  graft::write_text_atomically(o.out_dir + "/fonts.txt", list);
+  graft::write_text_atomically(
       o.out_dir + "/README.txt",
       str("SynDigits-style domain made by 'graft data make syndigits' (seed ", o.seed, "): digits 0-9 rendered with ",
           "FreeType from ", faces.size(), " font faces under ", dirs, " (", train.size(), " faces for train, ", test.size(),

@@ -351,6 +351,9 @@ bool Pipeline::random() const {
 }
 
 at::Tensor Pipeline::apply(at::Tensor x, std::mt19937_64& rng) const {
+  // Every random step is an image operation: say so instead of libtorch's padding error.
+  GRAFT_CHECK(x.dim() == 3 || !random(), "the transforms '", spec(), "' work on images (C,H,W) but these examples ",
+              "have shape ", x.sizes(), ": drop the image augmentation (--augment, --weak, --strong) for such data");
   for (const auto& t : steps_) x = t->apply(x, rng);
   return x;
 }

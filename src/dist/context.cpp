@@ -502,10 +502,32 @@ void Context::finish() {
   impl_->finished = true;
 }
 
+namespace {
+std::mutex g_process_mu;
+Context* g_process_ctx = nullptr;  // never destroyed: static destructors run in no useful order
+}  // namespace
+
+bool is_main_process() {
+  const char* r = std::getenv("RANK");
+  return !r || !*r || std::string(r) == "0";
+}
+
+void finish_process_context() {
+  std::lock_guard<std::mutex> lk(g_process_mu);
+  if (g_process_ctx) g_process_ctx->finish();
+}
+
+void abort_process_context(const std::string& reason) noexcept {
+  try {
+    std::lock_guard<std::mutex> lk(g_process_mu);
+    if (g_process_ctx) g_process_ctx->abort(reason);
+  } catch (...) {
+  }
+}
+
 Context& process_context(const std::string& device) {
-  static std::mutex mu;
-  static Context* ctx = nullptr;  // never destroyed: static destructors run in no useful order
-  std::lock_guard<std::mutex> lk(mu);
+  std::lock_guard<std::mutex> lk(g_process_mu);
+  auto& ctx = g_process_ctx;
   const std::string backend = device.rfind("cuda", 0) == 0 ? "nccl" : "gloo";
   if (!ctx) {
     ContextOptions o;

@@ -69,30 +69,39 @@ std::vector<at::Tensor> batchnorm_stats(const std::vector<std::pair<std::string,
   return out;
 }
 
+namespace {
+/// "path (this rank's value vs rank 0's)" for each leaf that differs, descending into objects.
+void differing_keys(const nlohmann::json& ref, const nlohmann::json& mine, const std::string& prefix, int64_t rank,
+                    std::vector<std::string>& out) {
+  for (auto it = ref.begin(); it != ref.end(); ++it) {
+    const std::string path = prefix + it.key();
+    if (!mine.contains(it.key())) {
+      out.push_back(str(path, " (only on rank 0)"));
+    } else if (it->is_object() && mine[it.key()].is_object()) {
+      differing_keys(*it, mine[it.key()], path + ".", rank, out);
+    } else if (mine[it.key()] != *it) {
+      out.push_back(str(path, " (", mine[it.key()].dump(), " vs ", it->dump(), ")"));
+    }
+  }
+  for (auto it = mine.begin(); it != mine.end(); ++it)
+    if (!ref.contains(it.key())) out.push_back(str(prefix + it.key(), " (only on rank ", rank, ")"));
+}
+}  // namespace
+
 void check_same_config(Context& ctx, const nlohmann::json& config) {
   if (!ctx.distributed()) return;
   const std::string text = config.dump();
   auto all = ctx.exchange("config", hash_text(text) + text);
   for (int64_t r = 1; r < ctx.world_size(); ++r) {
     if (all[r].compare(0, 16, all[0], 0, 16) == 0) continue;
-    // Name the differing top-level keys when both texts parse (they always should).
-    std::string keys;
+    // Name the differing options (dotted paths into nested objects) when both texts parse.
+    std::vector<std::string> diffs;
     auto mine = nlohmann::json::parse(all[r].substr(16), nullptr, /*allow_exceptions=*/false);
     auto ref = nlohmann::json::parse(all[0].substr(16), nullptr, /*allow_exceptions=*/false);
-    if (mine.is_object() && ref.is_object()) {
-      int n = 0;
-      for (auto it = ref.begin(); it != ref.end(); ++it) {
-        if (mine.contains(it.key()) && mine[it.key()] == it.value()) continue;
-        if (n++ == 3) {
-          keys += ", ...";
-          break;
-        }
-        keys += str(n > 1 ? ", " : "", it.key(), " (", mine.value(it.key(), nlohmann::json()).dump(), " vs ",
-                    it.value().dump(), ")");
-      }
-      for (auto it = mine.begin(); it != mine.end() && n == 0; ++it)
-        if (!ref.contains(it.key())) keys = str(it.key(), " (only on rank ", r, ")"), n = 1;
-    }
+    if (mine.is_object() && ref.is_object()) differing_keys(ref, mine, "", r, diffs);
+    std::string keys;
+    for (size_t i = 0; i < diffs.size() && i < 3; ++i) keys += (i ? ", " : "") + diffs[i];
+    if (diffs.size() > 3) keys += ", ...";
     GRAFT_FAIL("rank ", r, " runs a different configuration from rank 0's (hash ", all[r].substr(0, 16), " vs ",
                all[0].substr(0, 16), ")", keys.empty() ? "" : ": " + keys,
                "; start every rank with the same options and data");

@@ -9,7 +9,7 @@
 #include "graft/core/check.h"
 #include "graft/data/loader.h"
 #include "graft/data/model_input.h"
-#include "graft/io/files.h"
+#include "graft/core/files.h"
 #include "graft/io/npy.h"
 #include "graft/models/zoo.h"
 
@@ -186,7 +186,7 @@ ExtractResult extract(models::Backbone& model, const io::ModelMeta& meta, const 
                  {"features", features_path}, {"labels", labels_path},     {"class_names", dataset->class_names()}};
   fw->close();
   lw->close();
-  io::write_text_atomically(features_path + ".json", res.sidecar.dump(2) + "\n");
+  graft::write_text_atomically(features_path + ".json", res.sidecar.dump(2) + "\n");
   return res;
 }
 

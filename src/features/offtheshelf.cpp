@@ -9,7 +9,8 @@
 #include <sstream>
 
 #include "graft/core/check.h"
-#include "graft/io/files.h"
+#include "graft/core/stats.h"
+#include "graft/core/files.h"
 
 namespace graft::features {
 
@@ -126,7 +127,7 @@ std::string TransferResult::to_csv() const {
   std::ostringstream o;
   o << "layer,labels_per_class,seed,train_size,dim,C,accuracy,cv_accuracy,fit_seconds\n" << std::setprecision(8);
   for (const auto& r : runs)
-    o << io::csv_field(r.layer) << "," << r.labels_per_class << "," << r.seed << "," << r.train_size << "," << r.dim
+    o << graft::csv_field(r.layer) << "," << r.labels_per_class << "," << r.seed << "," << r.train_size << "," << r.dim
       << "," << r.C << "," << r.accuracy << "," << r.cv_accuracy << "," << r.fit_seconds << "\n";
   return o.str();
 }
@@ -199,9 +200,8 @@ TransferResult run_offtheshelf(models::BackbonePtr model, const io::ModelMeta& m
       c.layer = l;
       c.labels_per_class = n;
       c.n = static_cast<int64_t>(acc.size());
-      for (double a : acc) c.mean += a / static_cast<double>(acc.size());
-      for (double a : acc) c.std += (a - c.mean) * (a - c.mean);
-      c.std = acc.size() > 1 ? std::sqrt(c.std / static_cast<double>(acc.size() - 1)) : 0.0;
+      const auto ms = mean_std(acc);
+      c.mean = ms.mean, c.std = ms.std;
       res.cells.push_back(c);
       // The choice reads only cross-validated training accuracy (ties: the earlier layer).
       if (c.cv_mean > best_mean) best_mean = c.cv_mean, best_layer = l;

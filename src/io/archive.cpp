@@ -8,7 +8,7 @@
 #include <cstring>
 
 #include "graft/core/check.h"
-#include "graft/io/files.h"
+#include "graft/core/files.h"
 
 namespace graft::io {
 namespace {

@@ -8,7 +8,7 @@
 
 #include "graft/core/check.h"
 #include "graft/io/archive.h"
-#include "graft/io/files.h"
+#include "graft/core/files.h"
 #include "graft/models/compose.h"
 #include "graft/models/zoo.h"
 #include "graft/train/divergence.h"
@@ -242,7 +242,7 @@ void load_optimizer_state(const std::string& path, torch::optim::Optimizer& opti
   }
 }
 
-void copy_weights(const models::Backbone& from, models::Backbone& to) {
+void copy_weights(const models::Backbone& from, models::Backbone& to, const std::set<std::string>* layers) {
   torch::NoGradGuard ng;
   auto src = from.named_parameters();
   auto srcb = from.named_buffers();
@@ -252,6 +252,7 @@ void copy_weights(const models::Backbone& from, models::Backbone& to) {
   auto dstb = to.named_buffers();
   dst.insert(dst.end(), dstb.begin(), dstb.end());
   for (auto& [n, t] : dst) {
+    if (layers && !layers->count(models::layer_of_param(n))) continue;
     auto it = m.find(n);
     GRAFT_CHECK(it != m.end(), "weights lack '", n, "'");
     GRAFT_CHECK(it->second.sizes() == t.sizes(), "weight '", n, "' has shape ", it->second.sizes(), ", expected ",

@@ -10,7 +10,7 @@
 #include <filesystem>
 
 #include "graft/core/check.h"
-#include "graft/io/files.h"
+#include "graft/core/files.h"
 
 namespace fs = std::filesystem;
 

@@ -7,7 +7,7 @@
 #include "graft/core/check.h"
 #include "graft/io/checkpoint.h"
 #include "graft/io/archive.h"
-#include "graft/io/files.h"
+#include "graft/core/files.h"
 #include "graft/models/compose.h"
 #include "graft/models/zoo.h"
 
@@ -167,7 +167,7 @@ std::string torchscript_preprocess(const Backbone& b) {
 }
 
 BackbonePtr load_torchscript(const std::string& path) {
-  std::string bytes = io::read_file_bytes(path, "TorchScript file");
+  std::string bytes = graft::read_file_bytes(path, "TorchScript file");
   if (bytes.rfind("PK\x03\x04", 0) == 0) io::verify_zip(bytes.data(), bytes.size(), "TorchScript file '" + path + "'");
   torch::jit::Module m;
   torch::jit::ExtraFilesMap extra{{kMetaFile, ""}};
@@ -189,7 +189,7 @@ void save_torchscript(const Backbone& b, const std::string& path) {
   const auto& ts = as_ts(b);
   std::ostringstream os;
   ts.module().save(os, {{kMetaFile, ts.extra()}});
-  io::write_bytes_atomically(path, os.str());
+  graft::write_bytes_atomically(path, os.str());
 }
 
 std::string torchscript_bytes(const Backbone& b) {
@@ -256,7 +256,7 @@ void export_torchscript(const Backbone& b, const io::ModelMeta& meta, const std:
   if (auto ts = dynamic_cast<const TorchScriptBackbone*>(&b)) {
     auto m = ts->module().clone();
     m.eval();
-    io::write_atomically(path, [&](const std::string& tmp) { m.save(tmp, {{kMetaFile, j.dump()}}); });
+    graft::write_atomically(path, [&](const std::string& tmp) { m.save(tmp, {{kMetaFile, j.dump()}}); });
     return;
   }
   auto cut = as_cut(b);
@@ -280,7 +280,7 @@ void export_torchscript(const Backbone& b, const io::ModelMeta& meta, const std:
   out.define(code + "    x = self.head.forward(x)\n    return x\n");
   out.eval();
   j["base"] = base->path();
-  io::write_atomically(path, [&](const std::string& tmp) { out.save(tmp, {{kMetaFile, j.dump()}}); });
+  graft::write_atomically(path, [&](const std::string& tmp) { out.save(tmp, {{kMetaFile, j.dump()}}); });
 }
 
 double verify_torchscript_chain(Backbone& b, const std::vector<int64_t>& input_shape) {

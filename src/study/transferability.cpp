@@ -15,11 +15,13 @@
 #include "graft/analysis/plot.h"
 #include "graft/analysis/report.h"
 #include "graft/core/check.h"
+#include "graft/core/stats.h"
 #include "graft/features/extract.h"
 #include "graft/io/checkpoint.h"
-#include "graft/io/files.h"
+#include "graft/core/files.h"
 #include "graft/models/zoo.h"
 #include "graft/study/scores.h"
+#include "format.h"
 
 namespace graft::study {
 namespace fs = std::filesystem;
@@ -28,40 +30,13 @@ namespace {
 
 const std::vector<std::string> kVariants = {"BnB", "BnB+", "AnB", "AnB+"};
 
-std::string pct(double v, int digits = 2) {
-  std::ostringstream o;
-  o << std::fixed << std::setprecision(digits) << 100 * v;
-  return o.str();
-}
 std::string pm(const Stat& s) { return s.n == 0 ? "n/a" : pct(s.mean) + " ± " + pct(s.std); }
-std::string fixed(double v, int digits) {
-  std::ostringstream o;
-  o << std::fixed << std::setprecision(digits) << v;
-  return o.str();
-}
 
 /// Yosinski's names: A3B+, B2B, ...
 std::string run_name(const std::string& variant, int64_t n) {
   if (n == 0) return variant;
   const bool plus = variant.back() == '+';
   return std::string(1, variant[0]) + std::to_string(n) + "B" + (plus ? "+" : "");
-}
-
-/// Copies the parameters and buffers of the given layers from src into dst (same architecture).
-void copy_layers(const models::Backbone& src, models::Backbone& dst, const std::set<std::string>& layers) {
-  torch::NoGradGuard ng;
-  std::map<std::string, at::Tensor> from;
-  for (auto& [n, p] : src.named_parameters()) from[n] = p;
-  for (auto& [n, b] : src.named_buffers()) from[n] = b;
-  auto put = [&](const std::string& n, at::Tensor& t) {
-    if (!layers.count(models::layer_of_param(n))) return;
-    auto it = from.find(n);
-    GRAFT_CHECK(it != from.end() && it->second.sizes() == t.sizes(), "transfer study: cannot copy ", n,
-                " between the base and the new network");
-    t.copy_(it->second);
-  };
-  for (auto& [n, p] : dst.named_parameters()) put(n, p);
-  for (auto& [n, b] : dst.named_buffers()) put(n, b);
 }
 
 /// Lists the top-level keys in which two configurations differ.
@@ -96,16 +71,8 @@ std::string join_ids(const std::vector<int64_t>& v) {
 }  // namespace
 
 Stat stat_of(const std::vector<double>& v) {
-  Stat s;
-  s.n = static_cast<int64_t>(v.size());
-  if (v.empty()) return s;
-  s.mean = std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
-  if (v.size() > 1) {
-    double ss = 0;
-    for (double x : v) ss += (x - s.mean) * (x - s.mean);
-    s.std = std::sqrt(ss / static_cast<double>(v.size() - 1));
-  }
-  return s;
+  const auto m = mean_std(v);
+  return {m.mean, m.std, m.n};
 }
 
 std::vector<std::string> transferable_layers(const models::Backbone& model) {
@@ -373,7 +340,7 @@ TransferabilityResult run_transferability(const data::DatasetPtr& train, const d
     GRAFT_CHECK(n <= N, "--n ", n, " is beyond ", opts.arch, "'s ", N, " transferable layers (", names, ")");
 
   // The folder belongs to one configuration.
-  io::ensure_dir(out_dir);
+  graft::ensure_dir(out_dir);
   auto cfg = opts.to_json();
   cfg["ns"] = res.ns;
   cfg["train_data"] = train->describe();
@@ -392,7 +359,7 @@ TransferabilityResult run_transferability(const data::DatasetPtr& train, const d
                 "); resume it with the same options or give another --out");
     say("resuming the study in " + out_dir);
   } else {
-    io::write_text_atomically(cfg_path, cfg.dump(2) + "\n");
+    graft::write_text_atomically(cfg_path, cfg.dump(2) + "\n");
   }
 
   auto meta_for = [&](const data::DatasetPtr& d) {
@@ -432,13 +399,9 @@ TransferabilityResult run_transferability(const data::DatasetPtr& train, const d
     if (n > 0) {
       auto base = io::load_checkpoint(base_ckpt).model;
       std::set<std::string> copied(res.layers.begin(), res.layers.begin() + n);
-      copy_layers(*base, *model, copied);
-      if (frozen) {
-        const auto& all = model->layer_names();
-        const auto last = std::find(all.begin(), all.end(), res.layers[static_cast<size_t>(n - 1)]) - all.begin();
-        cfg_t.layer_lr_mult.assign(all.size(), 1.0);
-        for (int64_t i = 0; i <= last; ++i) cfg_t.layer_lr_mult[static_cast<size_t>(i)] = 0.0;
-      }
+      io::copy_weights(*base, *model, &copied);
+      // AnB / BnB: the copied layers stay as they are (the layer plan freezes them by name).
+      if (frozen) cfg_t.policy.freeze_through = res.layers[static_cast<size_t>(n - 1)];
     }
     auto t0 = std::chrono::steady_clock::now();
     train::Trainer trainer(model, meta, cfg_t);
@@ -487,7 +450,7 @@ TransferabilityResult run_transferability(const data::DatasetPtr& train, const d
       for (auto n : res.ns) eo.layers.push_back(res.layers[static_cast<size_t>(n - 1)]);
       auto fsx = features::extract_in_memory(*ck.model, ck.meta, sample, eo);
       for (size_t i = 0; i < res.ns.size(); ++i) per_n.push_back(logme(fsx.layers[i], fsx.labels).score);
-      io::write_text_atomically(score_path, nlohmann::json({{"logme", per_n}, {"examples", sample->size()}}).dump(2));
+      graft::write_text_atomically(score_path, nlohmann::json({{"logme", per_n}, {"examples", sample->size()}}).dump(2));
       say("seed " + std::to_string(seed) + ": LogME of baseA's layers on B computed on " +
           std::to_string(sample->size()) + " images");
     }
@@ -506,10 +469,10 @@ TransferabilityResult run_transferability(const data::DatasetPtr& train, const d
   }
 
   // Outputs.
-  io::write_text_atomically(out_dir + "/results.json", res.to_json().dump(2) + "\n");
-  io::write_text_atomically(out_dir + "/table.md", res.table_markdown());
+  graft::write_text_atomically(out_dir + "/results.json", res.to_json().dump(2) + "\n");
+  graft::write_text_atomically(out_dir + "/table.md", res.table_markdown());
   const auto svg = res.figure_svg();
-  io::write_text_atomically(out_dir + "/transferability.svg", svg);
+  graft::write_text_atomically(out_dir + "/transferability.svg", svg);
   analysis::HtmlReport rep("Transferability study: " + opts.arch + ", halves A = {" + join_ids(opts.classes_a) +
                            "} and B = {" + join_ids(opts.classes_b) + "}, " + std::to_string(train_a->size()) + " + " +
                            std::to_string(train_b->size()) + " training examples");
@@ -553,131 +516,6 @@ TransferabilityResult run_transferability(const data::DatasetPtr& train, const d
   rep.paragraph("Spearman rank correlation of LogME with measured accuracy over n: AnB " +
                 fixed(res.spearman_anb, 3) + ", AnB+ " + fixed(res.spearman_anb_plus, 3) + ". baseA on A: " +
                 pm(res.cell("baseA", 0)) + "%.");
-  rep.save(out_dir + "/report.html");
-  return res;
-}
-
-// ---------------------------------------------------------------------------------------
-// graft study layers
-
-std::string LayerStudyResult::table_markdown() const {
-  std::ostringstream s;
-  s << "| layer | dim | linear probe (%) | LogME |\n|---|---|---|---|\n";
-  for (const auto& l : layers)
-    s << "| " << l.layer << " | " << l.dim << " | " << pct(l.probe_mean) << " ± " << pct(l.probe_std) << " | "
-      << fixed(l.logme, 4) << " |\n";
-  s << "\nSpearman correlation of LogME with probe accuracy over the layers: " << fixed(spearman, 3) << "\n";
-  if (std::isfinite(leep)) s << "LEEP of the model's output layer on the target: " << fixed(leep, 4) << "\n";
-  return s.str();
-}
-
-std::string LayerStudyResult::figure_svg() const {
-  analysis::Panel a, b;
-  a.title = "Linear-probe accuracy per layer";
-  a.xlabel = "layer";
-  a.ylabel = "accuracy (%)";
-  b.title = "LogME per layer (no training)";
-  b.xlabel = a.xlabel;
-  b.ylabel = "LogME";
-  analysis::Series sa, sb;
-  sa.name = "probe", sb.name = "LogME";
-  for (size_t i = 0; i < layers.size(); ++i) {
-    sa.x.push_back(static_cast<double>(i + 1));
-    sa.y.push_back(100 * layers[i].probe_mean);
-    sa.err.push_back(100 * layers[i].probe_std);
-    sb.x.push_back(static_cast<double>(i + 1));
-    a.xticks.push_back(static_cast<double>(i + 1));
-    a.xtick_labels.push_back(layers[i].layer);
-    sb.y.push_back(layers[i].logme);
-  }
-  a.series.push_back(sa);
-  b.series.push_back(sb);
-  b.xticks = a.xticks;
-  b.xtick_labels = a.xtick_labels;
-  return analysis::svg_chart({a, b}, 480, 320);
-}
-
-nlohmann::json LayerStudyResult::to_json() const {
-  nlohmann::json j;
-  j["labels_per_class"] = labels_per_class;
-  j["spearman_logme_probe"] = spearman;
-  if (std::isfinite(leep)) j["leep"] = leep;
-  j["layers"] = nlohmann::json::array();
-  for (const auto& l : layers)
-    j["layers"].push_back({{"layer", l.layer}, {"dim", l.dim}, {"probe_mean", l.probe_mean}, {"probe_std", l.probe_std},
-                           {"logme", l.logme}});
-  return j;
-}
-
-LayerStudyResult run_layer_study(models::BackbonePtr model, const io::ModelMeta& meta, const data::DatasetPtr& train,
-                                 const data::DatasetPtr& test, const features::TransferOptions& opts,
-                                 const std::string& out_dir, const std::string& model_name,
-                                 const std::function<void(const std::string&)>& progress) {
-  opts.validate();
-  GRAFT_CHECK(opts.labels_per_class.size() == 1, "study layers takes one --labels-per-class budget, got ",
-              opts.labels_per_class.size());
-  GRAFT_CHECK(opts.features.layers.size() >= 2, "study layers needs at least 2 layers to compare");
-  io::ensure_dir(out_dir);
-  auto tr = features::run_offtheshelf(model, meta, train, test, opts, progress);
-  LayerStudyResult res;
-  res.labels_per_class = opts.labels_per_class[0];
-  // The first seed's labelled examples, as the probe saw them.
-  auto sample = res.labels_per_class == 0 ? train : data::labels_per_class(train, res.labels_per_class, opts.seeds[0]);
-  auto fsx = features::extract_in_memory(*model, meta, sample, opts.features);
-  for (size_t i = 0; i < opts.features.layers.size(); ++i) {
-    LayerScore l;
-    l.layer = opts.features.layers[i];
-    l.dim = fsx.layers[i].size(1);
-    for (const auto& c : tr.cells)
-      if (c.layer == l.layer) l.probe_mean = c.mean, l.probe_std = c.std;
-    l.logme = logme(fsx.layers[i], fsx.labels).score;
-    res.layers.push_back(l);
-    if (progress) progress("LogME of " + l.layer + ": " + fixed(l.logme, 4));
-  }
-  std::vector<double> a, b;
-  for (const auto& l : res.layers) a.push_back(l.logme), b.push_back(l.probe_mean);
-  res.spearman = spearman(a, b);
-  // LEEP needs the model's own class probabilities.
-  features::ExtractOptions eo = opts.features;
-  eo.layers = {model->layer_names().back()};
-  eo.pool = "flatten";
-  eo.norm = "none";
-  eo.tta = "none";
-  auto logits = features::extract_in_memory(*model, meta, sample, eo);
-  res.leep = leep(torch::softmax(logits.layers[0].to(at::kDouble), 1), logits.labels);
-
-  io::write_text_atomically(out_dir + "/results.json", res.to_json().dump(2) + "\n");
-  io::write_text_atomically(out_dir + "/table.md", res.table_markdown());
-  const auto svg = res.figure_svg();
-  io::write_text_atomically(out_dir + "/layers.svg", svg);
-  analysis::HtmlReport rep("Layer study: " + model_name + ", " + std::to_string(sample->size()) +
-                           " labelled examples of " + std::to_string(train->num_classes()) + " classes");
-  rep.paragraph("Linear probe (" + opts.classifier.loss + ", " +
-                (opts.classifier.C > 0 ? "C = " + fixed(opts.classifier.C, 4) : std::string("C by cross-validation")) +
-                ") on " +
-                (res.labels_per_class == 0 ? std::string("every") : std::to_string(res.labels_per_class)) +
-                " labelled example(s) per class, tested on " + test->describe() + ", over " +
-                std::to_string(opts.seeds.size()) + " seed(s); LogME on the first seed's labelled examples.");
-  std::string seeds;
-  for (auto x : opts.seeds) seeds += (seeds.empty() ? "" : ", ") + std::to_string(x);
-  rep.paragraph("Protocol: labelled examples drawn from " + train->describe() + " (" +
-                (res.labels_per_class == 0 ? std::string("all ") + std::to_string(train->size())
-                                           : std::to_string(res.labels_per_class) + " per class, " +
-                                                 std::to_string(sample->size()) + " in all") +
-                ", one draw per seed; seeds " + seeds + "); features pooled by " + opts.features.pool +
-                ", normalised by " + opts.features.norm + "; no network is trained (the probe is a linear "
-                "classifier on frozen features). Chance is " + pct(1.0 / static_cast<double>(train->num_classes())) +
-                "%.");
-  rep.figure(svg, "Linear-probe accuracy (error bars: std over seeds) and LogME per layer");
-  std::vector<std::vector<std::string>> rows;
-  for (size_t i = 0; i < res.layers.size(); ++i) {
-    const auto& l = res.layers[i];
-    rows.push_back({std::to_string(i + 1), l.layer, std::to_string(l.dim), pct(l.probe_mean) + " ± " + pct(l.probe_std),
-                    fixed(l.logme, 4)});
-  }
-  rep.table({"#", "layer", "dim", "linear probe (%)", "LogME"}, rows, "Per layer");
-  rep.paragraph("Spearman rank correlation of LogME with probe accuracy: " + fixed(res.spearman, 3) +
-                ". LEEP of the model's output layer on the target: " + fixed(res.leep, 4) + ".");
   rep.save(out_dir + "/report.html");
   return res;
 }

@@ -24,7 +24,8 @@
 #include "graft/core/runtime.h"
 #include "graft/data/loader.h"
 #include "graft/data/model_input.h"
-#include "graft/io/files.h"
+#include "graft/dist/data_parallel.h"
+#include "graft/core/files.h"
 #include "graft/io/run_dir.h"
 #include "graft/train/divergence.h"
 #include "graft/models/zoo.h"
@@ -69,7 +70,7 @@ void write_curves(const std::vector<EpochRecord>& h, const std::string& path) {
   }
   std::vector<analysis::Series> loss{tl}, acc{ta};
   if (!vl.x.empty()) loss.push_back(vl), acc.push_back(va);
-  io::write_text_atomically(path, analysis::svg_chart({{"loss", "epoch", "cross-entropy", loss, {}},
+  graft::write_text_atomically(path, analysis::svg_chart({{"loss", "epoch", "cross-entropy", loss, {}},
                                                         {"accuracy", "epoch", "accuracy (%)", acc, {}}}));
 }
 
@@ -150,7 +151,7 @@ nlohmann::json TrainConfig::to_json() const {
           {"l2sp_alpha", l2sp_alpha}, {"l2sp_beta", l2sp_beta},   {"pretrained_layers", pretrained_layers},
           {"patience", patience},   {"cache", cache},             {"drop_last", drop_last},
           {"freeze_through", policy.freeze_through}, {"lr_mult", policy.lr_mult}, {"layer_decay", policy.layer_decay},
-          {"overwrite", overwrite}};
+          {"overwrite", overwrite}, {"sync_bn_stats", sync_bn_stats}};
 }
 
 double lr_factor(const TrainConfig& cfg, double p, double epoch_f) {
@@ -216,6 +217,11 @@ struct Trainer::Run {
   std::unique_ptr<torch::optim::Optimizer> opt;
   std::vector<double> group_mult;
   data::LoaderOptions loader_opts, paired_opts;
+  /// Data parallelism (docs/DISTRIBUTED.md): every call is a no-op in one process.
+  dist::Context* dp = nullptr;
+  std::unique_ptr<dist::GradientAverager> avg;
+  std::vector<at::Tensor> avg_params;  ///< what avg averages (rebuilt when unfreezing changes it)
+  double comm_s = 0;  ///< this epoch's seconds in the gradient allreduce (waiting for it, on this rank)
   std::unique_ptr<data::Loader> loader, paired;
   int64_t paired_expected = -1;
   int64_t steps_per_epoch = 0, total_steps = 0;
@@ -263,6 +269,15 @@ struct Trainer::Run {
   void save_state(int64_t epoch_done, int64_t step_in_epoch);
   std::string last_good() const;
   void finish();
+  void sync_averager();
+  /// The training configuration a checkpoint records (and a resume must match).
+  nlohmann::json saved_config() const {
+    auto j = cfg.to_json();
+    j["world_size"] = dp->world_size();
+    return j;
+  }
+  void broadcast_state();
+  Sums global_sums();
 };
 
 void Trainer::Run::check_inputs() {
@@ -275,7 +290,9 @@ void Trainer::Run::check_inputs() {
   }
   GRAFT_CHECK(cfg.patience < 0 || val, "--patience needs a validation set: give --val or --val-split");
   const auto mode = cfg.resume ? io::RunMode::kResume : cfg.overwrite ? io::RunMode::kOverwrite : io::RunMode::kFresh;
-  run_dir = std::make_unique<io::RunDir>(cfg.out_dir, io::RunDirOptions().mode_(mode));
+  // Rank 0 alone owns the folder (lock, stale files, another run's files); the other ranks
+  // only read it (a resume) and learn of a refusal through rank 0's abort.
+  if (dp->is_main()) run_dir = std::make_unique<io::RunDir>(cfg.out_dir, io::RunDirOptions().mode_(mode));
   dev = parse_device(cfg.device);
   ckpt = cfg.out_dir + "/checkpoint.ckpt";
   prev = cfg.out_dir + "/checkpoint.prev.ckpt";
@@ -284,6 +301,7 @@ void Trainer::Run::check_inputs() {
   tty = isatty(STDERR_FILENO);
   if (const char* v = std::getenv("GRAFT_TEST_KILL_AFTER_STEP")) kill_after_step = std::atoll(v);
   if (const char* v = std::getenv("GRAFT_TEST_KILL_IN_CHECKPOINT")) kill_in_checkpoint = std::atoll(v);
+  if (const char* v = std::getenv("GRAFT_TEST_KILL_RANK"); v && std::atoll(v) != dp->rank()) kill_after_step = -1;
 }
 
 void Trainer::Run::prepare() {
@@ -293,6 +311,7 @@ void Trainer::Run::prepare() {
     train_pipe = data::Pipeline::parse(cfg.augment);
     train_pipe.then(input_pipeline(t.meta_, train->input_shape()));
     loader_opts = data::LoaderOptions().batch_size_(cfg.batch_size).seed_(cfg.seed).workers_(cfg.workers).drop_last_(cfg.drop_last);
+    loader_opts.shard_(dp->rank(), dp->world_size());
     loader = std::make_unique<data::Loader>(train, train_pipe, loader_opts);
   }
   if (t.paired_) {
@@ -300,6 +319,7 @@ void Trainer::Run::prepare() {
     // Without a labelled set the paired set is the training data: augment it the same way.
     if (!train && !cfg.augment.empty()) paired_pipe = data::Pipeline::parse(cfg.augment).then(paired_pipe);
     paired_opts = data::LoaderOptions().batch_size_(t.paired_batch_).seed_(t.paired_seed_).workers_(cfg.workers).drop_last_(true);
+    paired_opts.shard_(dp->rank(), dp->world_size());  // each rank's own target shard
     paired = std::make_unique<data::Loader>(t.paired_, paired_pipe, paired_opts);
     GRAFT_CHECK(paired->batches_per_epoch() > 0, "the unlabelled set ", t.paired_->describe(), " has fewer than ",
                 t.paired_batch_, " examples (one batch)");
@@ -365,7 +385,11 @@ void Trainer::Run::resume() {
                       ck.meta.input_shape == t.meta_.input_shape && ck.meta.arch_config == t.meta_.arch_config,
                   c, " is a checkpoint of another model (", ck.meta.arch, ", ", ck.meta.num_classes(),
                   " classes); use another --out folder or drop --resume");
-      io::check_same_config(ck.state.config, cfg.to_json());
+      // A run continues only with the world size that wrote it: shards and batches depend on it.
+      auto saved = ck.state.config;
+      if (!saved.contains("world_size")) saved["world_size"] = 1;
+      dist::check_resume_world_size(*dp, saved["world_size"].get<int64_t>(), c);
+      io::check_same_config(saved, saved_config());
       io::copy_weights(*ck.model, *t.model_);
       start_epoch = ck.state.epoch;
       start_step = ck.state.step_in_epoch;
@@ -377,7 +401,7 @@ void Trainer::Run::resume() {
       best_epoch = x.value("best_epoch", int64_t{0});
       bad_epochs = x.value("bad_epochs", int64_t{0});
       stopped = x.value("stopped_early", false);
-      if (x.contains("partial")) {
+      if (x.contains("partial") && dp->is_main()) {  // sums over all ranks: counted once
         const auto& p = x["partial"];
         sums.loss = p.value("loss", 0.0), sums.term_loss = p.value("term_loss", 0.0);
         sums.correct = p.value("correct", int64_t{0}), sums.labelled = p.value("labelled", int64_t{0});
@@ -402,7 +426,9 @@ void Trainer::Run::resume() {
       return;
     } catch (const Error& e) {
       const std::string m = e.what();
-      if (m.find("another model") != std::string::npos || m.find("different configuration") != std::string::npos) throw;
+      if (m.find("another model") != std::string::npos || m.find("different configuration") != std::string::npos ||
+          m.find("same world size") != std::string::npos)
+        throw;
       std::cerr << "graft: warning: cannot resume from " << c << " (" << m << "); starting afresh\n";
     }
   }
@@ -443,11 +469,18 @@ void Trainer::Run::write_config() {
   nlohmann::json j = {{"train", cfg.to_json()}, {"model", t.meta_.to_json()}, {"data", data},
                       {"plan", plan.to_json()}, {"terms", terms}};
   if (tap >= 0) j["tap"] = t.tap_;
-  io::write_text_atomically(cfg.out_dir + "/config.json", j.dump(2) + "\n");
+  j["world_size"] = dp->world_size();
+  // Every rank must compute the same run; how each one runs or reports may differ (rank 0
+  // alone reports, a rank on another host may see the folder under another path).
+  auto same = j;
+  for (const char* k : {"workers", "threads", "quiet", "log_every_s", "out_dir"}) same["train"].erase(k);
+  dist::check_same_config(*dp, same);
+  if (!dp->is_main()) return;  // rank 0 alone writes
+  graft::write_text_atomically(cfg.out_dir + "/config.json", j.dump(2) + "\n");
   // metrics.jsonl holds exactly the rows of the state the run continues from.
   std::string text;
   for (const auto& r : rows) text += r.dump() + "\n";
-  io::write_text_atomically(metrics_path, text);
+  graft::write_text_atomically(metrics_path, text);
   metrics.open(metrics_path, std::ios::app);
   GRAFT_CHECK(metrics, metrics_path, ": cannot write metrics");
 }
@@ -467,7 +500,7 @@ void Trainer::Run::maybe_cache() {
     plan.apply(*t.model_, start_epoch, cfg.adapt_frozen_bn);
     cache = std::make_unique<PrefixCache>();
     cache->build(*t.model_, P0, train, train_pipe, cfg.workers, cfg.cache, cfg.cache_memory_mb, dev,
-                 cfg.out_dir + "/prefix_cache.tmp.f32");
+                 cfg.out_dir + "/prefix_cache" + (dp->distributed() ? str(".rank", dp->rank()) : "") + ".tmp.f32");
     result.cache = cache->on_disk() ? "disk" : "memory";
     if (!cfg.quiet)
       std::cerr << "graft: frozen layers " << plan.names[0] << ".." << plan.names[P0 - 1] << " computed once for "
@@ -507,6 +540,7 @@ void Trainer::Run::run_epoch(int64_t epoch) {
     for (auto& term : t.terms_) term->on_epoch_begin(*t.model_, epoch);
     plan.apply(*t.model_, epoch, cfg.adapt_frozen_bn);  // a term may have evaluated the model
   }
+  sync_averager();
   std::vector<int64_t> order;
   if (cache) order = data::Loader::epoch_order(train->size(), loader_opts, epoch);
   else if (loader) loader->start_epoch(epoch, skip);
@@ -515,7 +549,8 @@ void Trainer::Run::run_epoch(int64_t epoch) {
   for (int64_t s = skip; s < steps_per_epoch; ++s) {
     at::Tensor x, y;
     if (cache) {
-      int64_t lo = s * cfg.batch_size, hi = std::min<int64_t>(lo + cfg.batch_size, train->size());
+      // order is this rank's shard of the epoch
+      int64_t lo = s * cfg.batch_size, hi = std::min<int64_t>(lo + cfg.batch_size, static_cast<int64_t>(order.size()));
       std::tie(x, y) = cache->rows(std::vector<int64_t>(order.begin() + lo, order.begin() + hi));
     } else if (loader) {
       auto b = loader->next();
@@ -604,7 +639,13 @@ void Trainer::Run::step(const at::Tensor& x_cpu, const at::Tensor& y_cpu, int64_
     throw Diverged(str(guard.reason(), "; training stopped at epoch ", epoch + 1, " step ", step_in_epoch + 1, " and ",
                        last_good()));
   opt->zero_grad();
+  if (avg) avg->prepare();
   loss.backward();
+  if (avg) {  // the mean gradient over the ranks, before the step
+    const auto c0 = std::chrono::steady_clock::now();
+    avg->finish();
+    comm_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - c0).count();
+  }
   opt->step();
   ++global_step;
   if (global_step == kill_after_step) std::raise(SIGKILL);
@@ -640,6 +681,7 @@ void Trainer::Run::log_progress(int64_t epoch, int64_t step, int64_t seen_now) {
 
 void Trainer::Run::emit(const nlohmann::json& line) {
   rows.push_back(line);
+  if (!dp->is_main()) return;
   metrics << line.dump() << "\n";
   metrics.flush();
 }
@@ -650,12 +692,26 @@ std::string Trainer::Run::last_good() const {
 }
 
 void Trainer::Run::end_epoch(int64_t epoch, double seconds) {
+  sums = global_sums();  // the record describes every rank's data (the next epoch resets sums)
+  // Batch statistics are per rank; the running ones follow rank 0 (as DDP's broadcast_buffers),
+  // so that every rank validates the same model and takes the same early-stopping decision.
+  if (cfg.sync_bn_stats) {
+    std::vector<std::pair<std::string, at::Tensor>> named;
+    for (auto& [n, b] : t.model_->named_buffers()) named.emplace_back(n, b);
+    dist::average_tensors(*dp, dist::batchnorm_stats(named));
+  } else {
+    std::vector<at::Tensor> buffers;
+    for (auto& [n, b] : t.model_->named_buffers()) buffers.push_back(b);
+    dist::broadcast_tensors(*dp, buffers);
+  }
   EpochRecord rec;
   rec.epoch = epoch + 1;
   rec.train_loss = sums.loss / static_cast<double>(std::max<int64_t>(sums.labelled, 1));
   rec.train_acc = static_cast<double>(sums.correct) / static_cast<double>(std::max<int64_t>(sums.labelled, 1));
   if (!t.terms_.empty()) rec.extra_loss = sums.term_loss / static_cast<double>(std::max<int64_t>(sums.seen, 1));
   for (auto& [k, v] : sums.metric) rec.extra[k] = v / static_cast<double>(sums.count[k]);
+  if (dp->distributed()) rec.extra["allreduce_s"] = comm_s, rec.extra["world_size"] = dp->world_size();
+  comm_s = 0;
   rec.lr = cfg.lr * lr_factor(cfg, static_cast<double>(global_step) / static_cast<double>(total_steps), epoch + 1.0);
   rec.seconds = seconds;
   rec.images_per_s = static_cast<double>(sums.seen) / std::max(seconds, 1e-9);
@@ -667,7 +723,7 @@ void Trainer::Run::end_epoch(int64_t epoch, double seconds) {
     if (!cfg.quiet)
       std::cerr << "epoch " << epoch + 1 << " validation: loss " << r.loss << " acc " << 100 * r.accuracy << "%\n";
   }
-  if (t.observer_) {
+  if (t.observer_ && dp->is_main()) {  // observers write files (adapt's candidates)
     for (auto& term : t.terms_) term->train(false);
     auto j = t.observer_->on_epoch_end(*t.model_, rec.epoch);
     if (j.is_object()) rec.extra.update(j);
@@ -678,7 +734,7 @@ void Trainer::Run::end_epoch(int64_t epoch, double seconds) {
   if (val && cfg.patience >= 0) {
     if (rec.val_loss < best_val) {
       best_val = rec.val_loss, best_epoch = rec.epoch, bad_epochs = 0, improved = true;
-      io::save_checkpoint(best_path, *t.model_, t.meta_, nullptr, nullptr);
+      if (dp->is_main()) io::save_checkpoint(best_path, *t.model_, t.meta_, nullptr, nullptr);
     } else if (++bad_epochs > cfg.patience) {
       stopped = true;
     }
@@ -699,7 +755,7 @@ void Trainer::Run::end_epoch(int64_t epoch, double seconds) {
                 << best_epoch << " (val loss " << best_val << ")\n";
   }
   save_state(epoch + 1, 0);
-  write_curves(result.history, cfg.out_dir + "/curves.svg");
+  if (dp->is_main()) write_curves(result.history, cfg.out_dir + "/curves.svg");
 }
 
 void Trainer::Run::save_state(int64_t epoch_done, int64_t step_in_epoch) {
@@ -707,16 +763,19 @@ void Trainer::Run::save_state(int64_t epoch_done, int64_t step_in_epoch) {
   st.epoch = epoch_done;
   st.step_in_epoch = step_in_epoch;
   st.global_step = global_step;
-  st.config = cfg.to_json();
+  st.config = saved_config();
+  // Mid-epoch: the running sums over all ranks (a collective: every rank gets here).
+  const Sums part = step_in_epoch > 0 ? global_sums() : sums;
+  if (!dp->is_main()) return;  // rank 0 alone writes checkpoints
   nlohmann::json history = nlohmann::json::array();
   for (const auto& r : result.history) history.push_back(record_json(r));
   st.extra = {{"history", history}, {"rows", rows}, {"best_epoch", best_epoch}, {"bad_epochs", bad_epochs},
               {"stopped_early", stopped}};
   if (std::isfinite(best_val)) st.extra["best_val_loss"] = best_val;
   if (step_in_epoch > 0)
-    st.extra["partial"] = {{"loss", sums.loss},       {"term_loss", sums.term_loss}, {"correct", sums.correct},
-                           {"labelled", sums.labelled}, {"seen", sums.seen},         {"metric", sums.metric},
-                           {"count", sums.count}};
+    st.extra["partial"] = {{"loss", part.loss},       {"term_loss", part.term_loss}, {"correct", part.correct},
+                           {"labelled", part.labelled}, {"seen", part.seen},         {"metric", part.metric},
+                           {"count", part.count}};
   if (t.observer_) st.extra["observer"] = t.observer_->state();
   io::Attachment terms;
   terms.meta = {{"kind", "trainer-terms"}};
@@ -731,8 +790,58 @@ void Trainer::Run::save_state(int64_t epoch_done, int64_t step_in_epoch) {
   io::save_checkpoint(ckpt, *t.model_, t.meta_, &st, opt.get(), terms.tensors.empty() ? nullptr : &terms);
 }
 
+void Trainer::Run::broadcast_state() {
+  std::vector<at::Tensor> ts;
+  for (auto& [n, p] : t.model_->named_parameters()) ts.push_back(p);
+  for (auto& [n, b] : t.model_->named_buffers()) ts.push_back(b);
+  for (auto& term : t.terms_)
+    for (auto& p : term->parameters()) ts.push_back(p);
+  dist::broadcast_tensors(*dp, ts);
+}
+
+void Trainer::Run::sync_averager() {
+  if (!dp->distributed()) return;
+  std::vector<at::Tensor> ps;
+  for (const auto& g : opt->param_groups())
+    for (const auto& p : g.params())
+      if (p.requires_grad()) ps.push_back(p);
+  bool same = avg && ps.size() == avg_params.size();
+  for (size_t i = 0; same && i < ps.size(); ++i) same = ps[i].is_same(avg_params[i]);
+  if (same) return;
+  avg.reset();
+  avg_params = ps;
+  // After backward, not overlapped: terms may run autograd passes of their own.
+  avg = std::make_unique<dist::GradientAverager>(*dp, ps, dist::GradientAveragerOptions().overlap_(false));
+}
+
+Trainer::Run::Sums Trainer::Run::global_sums() {
+  if (!dp->distributed()) return sums;
+  // A term may report a metric on some ranks only (or only after a resume on rank 0): sum
+  // over the union of the keys so every rank sends the same vector.
+  Sums local = sums;
+  std::string keys;
+  for (auto& [k, x] : sums.metric) keys += k + "\n";
+  for (const auto& other : dp->exchange("metric-keys", keys)) {
+    std::istringstream in(other);
+    for (std::string k; std::getline(in, k);) local.metric.try_emplace(k, 0.0), local.count.try_emplace(k, 0);
+  }
+  std::vector<double> v = {local.loss, local.term_loss, static_cast<double>(local.correct),
+                           static_cast<double>(local.labelled), static_cast<double>(local.seen)};
+  for (auto& [k, x] : local.metric) v.push_back(x);
+  for (auto& [k, n] : local.count) v.push_back(static_cast<double>(n));
+  v = dist::sum_over_ranks(*dp, v);
+  Sums g = local;
+  size_t i = 0;
+  g.loss = v[i++], g.term_loss = v[i++];
+  g.correct = std::llround(v[i++]), g.labelled = std::llround(v[i++]), g.seen = std::llround(v[i++]);
+  for (auto& [k, x] : g.metric) x = v[i++];
+  for (auto& [k, n] : g.count) n = std::llround(v[i++]);
+  return g;
+}
+
 void Trainer::Run::finish() {
   auto& m = *t.model_;
+  dp->barrier();  // rank 0 has written best.ckpt
   if (cfg.patience >= 0 && best_epoch > 0) {
     auto best = io::load_checkpoint(best_path);
     io::copy_weights(*best.model, m);
@@ -742,6 +851,7 @@ void Trainer::Run::finish() {
   if (loader && loader->skipped() > 0)
     std::cerr << "graft: skipped " << loader->skipped() << " undecodable example(s) of " << train->describe() << "\n";
   result.model_path = cfg.out_dir + "/model.ckpt";
+  if (!dp->is_main()) return;  // rank 0 alone writes the model, the test report and result.json
   io::save_checkpoint(result.model_path, m, t.meta_, nullptr, nullptr);
   if (models::is_torchscript(m)) {
     result.torchscript_path = cfg.out_dir + "/model.pt";
@@ -761,7 +871,7 @@ void Trainer::Run::finish() {
     res["test_dataset"] = test->describe();
     emit({{"event", "test"}, {"accuracy", result.test.accuracy}, {"loss", result.test.loss}});
   }
-  io::write_text_atomically(cfg.out_dir + "/result.json", res.dump(2) + "\n");
+  graft::write_text_atomically(cfg.out_dir + "/result.json", res.dump(2) + "\n");
 }
 
 TrainResult Trainer::fit(const data::DatasetPtr& train, const data::DatasetPtr& val, const data::DatasetPtr& test) {
@@ -769,17 +879,28 @@ TrainResult Trainer::fit(const data::DatasetPtr& train, const data::DatasetPtr& 
     add_term(std::make_shared<L2SPTerm>(cfg_.l2sp_alpha, cfg_.l2sp_beta, cfg_.pretrained_layers));
     l2sp_added_ = true;
   }
-  Run r(*this, cfg_);
+  // Data parallelism: one process group per process, from the torchrun environment.
+  dist::Context& dp = dist::process_context(cfg_.device);
+  TrainConfig cfg = cfg_;
+  if (!dp.is_main()) cfg.quiet = true;  // rank 0 alone reports progress
+  Run r(*this, cfg);
+  r.dp = &dp;
   r.train = train, r.val = val, r.test = test;
-  r.check_inputs();
-  r.prepare();
-  r.setup_terms();
-  r.resume();
-  r.build_optimizer();
-  r.write_config();
-  r.maybe_cache();
-  for (int64_t epoch = r.start_epoch; epoch < cfg_.epochs && !r.stopped; ++epoch) r.run_epoch(epoch);
-  r.finish();
+  try {
+    r.check_inputs();
+    r.prepare();
+    r.setup_terms();
+    r.resume();
+    r.broadcast_state();
+    r.build_optimizer();
+    r.write_config();
+    r.maybe_cache();
+    for (int64_t epoch = r.start_epoch; epoch < cfg_.epochs && !r.stopped; ++epoch) r.run_epoch(epoch);
+    r.finish();
+  } catch (const std::exception& e) {
+    dp.abort(e.what());  // the other ranks quote it
+    throw;
+  }
   return std::move(r.result);
 }
 

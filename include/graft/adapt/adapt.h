@@ -51,6 +51,7 @@ struct AdaptConfig {
   bool resume = false;             ///< continue an interrupted run; a finished one is reused
   bool overwrite = false;          ///< replace an earlier run's files in out_dir
   int64_t checkpoint_every = 0;    ///< also checkpoint every N steps (0: once per epoch)
+  bool sync_bn_stats = false;      ///< data-parallel: average BatchNorm running statistics over ranks
   double log_every_s = 5.0;
   bool quiet = false;
   /// Throws graft::Error naming the bad option.

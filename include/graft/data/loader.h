@@ -22,6 +22,8 @@ struct LoaderOptions {
   bool drop_last = false;
   uint64_t seed = 0;
   /// Worker threads that gather, decode and transform batches (0: on the caller's thread).
+  /// In-memory tensor data with deterministic transforms is always batched on the caller's
+  /// thread (workers are then not worth their hand-off).
   int workers = 2;
   /// Batches prepared ahead of the consumer.
   int prefetch = 4;

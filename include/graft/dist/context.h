@@ -144,6 +144,17 @@ class Context {
 /// Throws graft::Error for a bad environment, or when a later call asks for another backend.
 Context& process_context(const std::string& device = "cpu");
 
+/// True unless this process is a rank other than 0 of a data-parallel run (RANK in the
+/// environment, read without connecting or validating): rank 0 alone writes a run's files.
+bool is_main_process();
+
+/// Ends the process's Context cleanly if one was made (every rank waits for the others, so
+/// rank 0 keeps the store up until nobody needs it); no-op otherwise. Call before exiting.
+void finish_process_context();
+
+/// Tells the other ranks why this process stops, if a Context was made; never throws.
+void abort_process_context(const std::string& reason) noexcept;
+
 /// A short, stable 64-bit hash (FNV-1a) of text, as 16 hex digits.
 std::string hash_text(const std::string& text);
 

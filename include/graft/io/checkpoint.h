@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -102,7 +103,8 @@ void load_optimizer_state(const std::string& path, torch::optim::Optimizer& opti
 bool is_checkpoint(const std::string& path);
 
 /// Copies values of parameters and buffers from `from` into `to` by name; throws
-/// graft::Error on a missing name or a shape mismatch.
-void copy_weights(const models::Backbone& from, models::Backbone& to);
+/// graft::Error on a missing name or a shape mismatch. With `layers`, only the tensors of
+/// those layers (by models::layer_of_param) are copied; the others keep their values.
+void copy_weights(const models::Backbone& from, models::Backbone& to, const std::set<std::string>* layers = nullptr);
 
 }  // namespace graft::io

@@ -1,8 +1,8 @@
 #pragma once
 /// Layer-by-layer transfer studies. run_transferability reproduces the experiment of
 /// Yosinski et al. (NIPS 2014) on a split of one dataset's classes into halves A and B;
-/// run_layer_study measures, for one pretrained model and one target, the linear-probe
-/// accuracy of every layer beside a training-free transferability score (LogME).
+/// run_layer_study (graft/study/layer_study.h) measures, for one pretrained model and one
+/// target, the linear-probe accuracy of every layer beside a training-free score (LogME).
 #include <nlohmann/json.hpp>
 
 #include <functional>
@@ -93,30 +93,5 @@ TransferabilityResult run_transferability(const data::DatasetPtr& train, const d
 /// The layers of a model that have parameters, except the last one (the classifier):
 /// the layers a transfer study can copy.
 std::vector<std::string> transferable_layers(const models::Backbone& model);
-
-/// What `graft study layers` measures for one layer.
-struct LayerScore {
-  std::string layer;
-  int64_t dim = 0;
-  double probe_mean = 0, probe_std = 0;  ///< linear-probe test accuracy over seeds
-  double logme = 0;                      ///< on the labelled training examples (first seed)
-};
-struct LayerStudyResult {
-  std::vector<LayerScore> layers;
-  int64_t labels_per_class = 0;
-  double spearman = 0;  ///< rank correlation of LogME with probe accuracy over the layers
-  double leep = 0;      ///< LEEP of the model's own output layer on the target (NaN if not computed)
-  std::string table_markdown() const;
-  std::string figure_svg() const;
-  nlohmann::json to_json() const;
-};
-
-/// Linear probe of every layer in opts.features.layers (one label budget, several seeds)
-/// and LogME of the same features on the first seed's labelled examples; writes
-/// results.json, table.md, layers.svg and report.html to out_dir.
-LayerStudyResult run_layer_study(models::BackbonePtr model, const io::ModelMeta& meta, const data::DatasetPtr& train,
-                                 const data::DatasetPtr& test, const features::TransferOptions& opts,
-                                 const std::string& out_dir, const std::string& model_name,
-                                 const std::function<void(const std::string&)>& progress = {});
 
 }  // namespace graft::study

@@ -40,6 +40,9 @@ struct TrainConfig {
   bool resume = false;            ///< continue from out_dir/checkpoint.ckpt when it exists
   bool overwrite = false;         ///< replace another run's files in out_dir (else a fresh run there is refused)
   int64_t checkpoint_every = 0;   ///< also checkpoint every N steps (0: once per epoch)
+  /// Data-parallel runs: at the end of each epoch, BatchNorm running statistics become their
+  /// mean over the ranks (else every rank takes rank 0's, as DDP's broadcast_buffers does).
+  bool sync_bn_stats = false;
   double log_every_s = 5.0;       ///< seconds between progress lines
   bool quiet = false;
 

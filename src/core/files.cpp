@@ -1,4 +1,4 @@
-#include "graft/io/files.h"
+#include "graft/core/files.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -17,7 +17,7 @@
 
 namespace fs = std::filesystem;
 
-namespace graft::io {
+namespace graft {
 namespace {
 
 std::string tmp_path_for(const std::string& path) { return path + ".tmp." + std::to_string(::getpid()); }
@@ -152,4 +152,4 @@ std::string data_cache_dir() {
   return std::string(h && *h ? h : "/root") + "/.cache/graft";
 }
 
-}  // namespace graft::io
+}  // namespace graft

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-namespace graft::io {
+namespace graft {
 
 /// Runs write(tmp_path) to produce a file, then makes it durable (fsync of the file),
 /// renames it onto path and fsyncs the folder, so readers never see a half-written
@@ -47,4 +47,4 @@ void ensure_dir(const std::string& dir);
 /// The data cache: $GRAFT_DATA, else $XDG_CACHE_HOME/graft, else $HOME/.cache/graft.
 std::string data_cache_dir();
 
-}  // namespace graft::io
+}  // namespace graft
