@@ -28,21 +28,26 @@ for verb in train adapt; do
     "$build/graft" launch --nproc 2 -- "${args[@]}" --batch-size "$b" --out "$tmp/two" > /dev/null 2>&1
     echo "$verb $(row "$tmp/one/$m") $(row "$tmp/two/$m")"
   done
-done | "$py" -c '
+done > "$tmp/rows"
+"$py" - "$tmp/rows" <<'PY'
 import json, sys
 best = {}
-for line in sys.stdin:
+for line in open(sys.argv[1]):
     verb, rest = line.split(" ", 1)
-    dec = json.JSONDecoder(); one, k = dec.raw_decode(rest); two, _ = dec.raw_decode(rest[k:].lstrip())
-    b = best.get(verb)
-    if b is None or one["images_per_s"] > b[0]["images_per_s"]: b = (one, b[1] if b else two)
-    if two["images_per_s"] > b[1]["images_per_s"]: b = (b[0], two)
-    best[verb] = b
+    dec = json.JSONDecoder()
+    one, k = dec.raw_decode(rest)
+    two, _ = dec.raw_decode(rest[k:].lstrip())
+    b1, b2 = best.get(verb, (one, two))
+    if one["images_per_s"] > b1["images_per_s"]: b1 = one
+    if two["images_per_s"] > b2["images_per_s"]: b2 = two
+    best[verb] = (b1, b2)
 for verb, (one, two) in best.items():
-    steps = two["step"]; comm = two.get("allreduce_s", 0.0) / steps * 1000
+    steps = two["step"]
+    comm = two.get("allreduce_s", 0.0) / steps * 1000
     step_ms = two["seconds"] / steps * 1000
-    print(f"{verb}: 1 process {one[\"images_per_s\"]:.0f} img/s, 2 ranks {two[\"images_per_s\"]:.0f} img/s "
-          f"({two[\"images_per_s\"] / one[\"images_per_s\"]:.2f}x); 2 ranks per step: {step_ms:.1f} ms, of which "
-          f"allreduce wait {comm:.1f} ms (communication/rest {comm / max(step_ms - comm, 1e-9):.2f})")
-'
+    ratio = two["images_per_s"] / one["images_per_s"]
+    print("%s: 1 process %.0f img/s, 2 ranks %.0f img/s (%.2fx); 2 ranks per step: %.1f ms, of which allreduce "
+          "wait %.1f ms (communication/rest %.2f)" % (verb, one["images_per_s"], two["images_per_s"], ratio, step_ms,
+                                                      comm, comm / max(step_ms - comm, 1e-9)))
+PY
 echo "  CPU: $(lscpu | sed -n "s/^Model name: *//p"), load average after: $(cut -d" " -f1-3 /proc/loadavg)"

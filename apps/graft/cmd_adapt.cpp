@@ -110,6 +110,7 @@ void run(AdaptOpts& o) {
   const auto& info = adapt::find_method(o.cfg.method);
   check_method_options(o, info);
   o.cfg.device = o.common.device;
+  o.cfg.precision = o.common.precision;
   o.cfg.out_dir = o.out;
   if (o.trade_offs.empty()) o.trade_offs = {info.default_trade_off};
   for (double v : o.trade_offs) {

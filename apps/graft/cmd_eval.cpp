@@ -40,7 +40,7 @@ void add_eval(CLI::App& app) {
       GRAFT_CHECK(d->num_classes() <= m.meta.num_classes(), spec, " has ", d->num_classes(), " classes, the model ",
                   m.meta.num_classes());
       auto r = analysis::evaluate(*m.model, d, train::input_pipeline(m.meta, d->input_shape()), m.meta.num_classes(),
-                                  analysis::EvalOptions().batch_size_(o->batch).workers_(o->workers));
+                                  analysis::EvalOptions().batch_size_(o->batch).workers_(o->workers).precision_(precision_of(o->common)));
       std::cout << "== " << d->describe() << "\n" << r.to_table(m.meta.class_names);
       all[spec] = r.to_json(m.meta.class_names);
     }

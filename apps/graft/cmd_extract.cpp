@@ -40,6 +40,7 @@ void add_extract(CLI::App& app) {
     auto d = data::open_dataset(o->data);
     auto m = open_model(o->model, d->input_shape(), d->class_names(), o->channels, o->preprocess, 0);
     m.model->to(parse_device(o->common.device));
+    o->ex.precision = precision_of(o->common);
     std::string labels = o->labels_out;
     if (labels.empty()) {
       labels = o->out;

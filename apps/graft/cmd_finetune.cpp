@@ -67,6 +67,7 @@ void add_finetune(CLI::App& app) {
   sub->callback([o, sub] {
     apply_common(o->common);
     o->cfg.device = o->common.device;
+    o->cfg.precision = o->common.precision;
     o->cfg.quiet = o->common.quiet;
     auto train_set = data::open_dataset(o->data);
     GRAFT_CHECK(train_set->num_classes() >= 2, "--data '", o->data, "' has ", train_set->num_classes(),

@@ -47,6 +47,7 @@ void add_pretrain(CLI::App& app) {
   sub->callback([o, sub] {
     apply_common(o->common);
     o->cfg.device = o->common.device;
+    o->cfg.precision = o->common.precision;
     o->cfg.quiet = o->common.quiet;
     check_choice("task", o->task, {"rotation", "exemplar"});
     o->cfg.validate();

@@ -59,6 +59,7 @@ void add_semisup(CLI::App& app) {
   sub->callback([o, sub] {
     apply_common(o->common);
     o->cfg.device = o->common.device;
+    o->cfg.precision = o->common.precision;
     o->cfg.quiet = o->common.quiet;
     o->cfg.validate();
     o->s.validate();

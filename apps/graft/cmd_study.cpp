@@ -56,6 +56,7 @@ void add_study_transferability(CLI::App& study) {
     refuse_data_parallel("study", "it trains many small networks; run seeds as separate processes instead");
     apply_common(o->common);
     o->s.train.device = o->common.device;
+    o->s.train.precision = o->common.precision;
     const auto slash = o->split.find('/');
     GRAFT_CHECK(slash != std::string::npos, "--split '", o->split, "' must be two class lists A/B, e.g. 0-4/5-9");
     const auto a = o->split.substr(0, slash), b = o->split.substr(slash + 1);
@@ -124,6 +125,7 @@ void add_study_layers(CLI::App& study) {
     auto test = data::open_dataset(o->test);
     auto m = open_model(o->model, train->input_shape(), train->class_names(), o->channels, o->preprocess, 0);
     m.model->to(parse_device(o->common.device));
+    o->t.features.precision = precision_of(o->common);
     auto& layers = o->t.features.layers;
     for (auto& l : split_names(o->layers)) layers.push_back(l);
     if (layers.empty()) {

@@ -62,6 +62,7 @@ void add_train(CLI::App& app) {
   sub->callback([o, sub] {
     apply_common(o->common);
     o->cfg.device = o->common.device;
+    o->cfg.precision = o->common.precision;
     o->cfg.quiet = o->common.quiet;
     o->cfg.validate();
     auto train_set = data::open_dataset(o->data);

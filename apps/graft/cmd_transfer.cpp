@@ -57,6 +57,7 @@ void add_transfer(CLI::App& app) {
     auto test = data::open_dataset(o->test);
     auto m = open_model(o->model, train->input_shape(), train->class_names(), o->channels, o->preprocess, 0);
     m.model->to(parse_device(o->common.device));
+    o->t.features.precision = precision_of(o->common);
     auto& layers = o->t.features.layers;
     for (auto& l : split_names(o->layers)) layers.push_back(l);
     if (layers.empty()) {

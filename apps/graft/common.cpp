@@ -28,6 +28,9 @@ void add_common(CLI::App& app, Common& c) {
   // Some commands register their own --quiet (bound to their config); keep theirs.
   if (!app.get_option_no_throw("--quiet"))
     app.add_flag("--quiet", c.quiet, "no progress lines (the one-line summary of the run, warnings and errors still show)");
+  app.add_option("--precision", c.precision, "forward passes in fp32, bf16 (autocast; CPU or GPU) or fp16 (GPU, "
+                                             "with dynamic loss scaling when training)")
+      ->capture_default_str();
   app.add_option("--max-pixels", c.max_pixels,
                  "refuse image files above this many pixels (width x height), read from their header before "
                  "decoding (default 67108864 = 64 Mpx)");
@@ -56,9 +59,15 @@ void refuse_data_parallel(const std::string& verb, const std::string& why) {
               "); run it as one process, without graft launch or torchrun");
 }
 
+Precision precision_of(const Common& c) { return parse_precision(c.precision, c.device); }
+
 void apply_common(const Common& c) {
   warn_if_reference_blas();
   set_threads(c.threads);
+  const auto prec = precision_of(c);
+  if (prec == Precision::kBf16 && c.device == "cpu" && !cpu_has_native_bf16())
+    std::cerr << "graft: note: this CPU has no native bfloat16 instructions (AVX512_BF16/AMX); --precision bf16 is "
+                 "emulated and slower than fp32 here\n";
   GRAFT_CHECK(c.max_pixels >= 0, "--max-pixels must be positive, got ", c.max_pixels);
   if (c.max_pixels > 0) data::set_max_pixels(c.max_pixels);
   parse_device(c.device);

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "graft/core/precision.h"
 #include "graft/data/dataset.h"
 #include "graft/io/checkpoint.h"
 #include "graft/models/backbone.h"
@@ -21,11 +22,15 @@ struct Common {
   int threads = 0;
   bool quiet = false;
   int64_t max_pixels = 0;  ///< 0: data::kDefaultMaxPixels
+  std::string precision = "fp32";
 };
 /// Adds --device, --threads and --quiet (the last only when the command has none yet).
 void add_common(CLI::App& app, Common& c);
-/// Applies --threads and --max-pixels, checks --device and warns once about a reference BLAS.
+/// Applies --threads and --max-pixels, checks --device and --precision and warns once about a
+/// reference BLAS.
 void apply_common(const Common& c);
+/// --precision of the common options, parsed for --device.
+Precision precision_of(const Common& c);
 
 /// Refuses to run `verb` as one rank of a data-parallel run (WORLD_SIZE > 1), saying why:
 /// for verbs whose work does not split over ranks.

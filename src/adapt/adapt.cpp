@@ -189,6 +189,7 @@ train::TrainConfig to_train_config(const AdaptConfig& cfg) {
   t.overwrite = cfg.overwrite;
   t.checkpoint_every = cfg.checkpoint_every;
   t.sync_bn_stats = cfg.sync_bn_stats;
+  t.precision = cfg.precision;
   t.log_every_s = cfg.log_every_s;
   t.quiet = cfg.quiet;
   t.drop_last = true;
@@ -238,7 +239,7 @@ nlohmann::json AdaptConfig::to_json() const {
           {"backbone_lr_mult", backbone_lr_mult}, {"pretrained", pretrained},
           {"freeze_through", policy.freeze_through}, {"lr_mult", policy.lr_mult}, {"layer_decay", policy.layer_decay},
           {"seed", seed}, {"device", device}, {"checkpoint_every", checkpoint_every},
-          {"sync_bn_stats", sync_bn_stats}};
+          {"sync_bn_stats", sync_bn_stats}, {"precision", precision}};
 }
 
 MethodOptions AdaptConfig::method_options() const {

@@ -95,7 +95,11 @@ ClassificationReport evaluate(models::Backbone& model, const data::DatasetPtr& d
                 " has unlabelled examples; evaluation needs labels");
     GRAFT_CHECK(b->label.max().item<int64_t>() < k, dataset->describe(), " has label ", b->label.max().item<int64_t>(),
                 " but the model has ", k, " classes");
-    auto logits = model.forward(b->input.to(dev)).to(at::kCPU);
+    at::Tensor logits;
+    {
+      AutocastGuard ac(opts.precision, dev.type());
+      logits = to_float32(model.forward(b->input.to(dev))).to(at::kCPU);
+    }
     GRAFT_CHECK(logits.dim() == 2 && logits.size(1) == k, "the model outputs shape ", logits.sizes(),
                 ", expected (N, ", k, ")");
     loss_sum += at::cross_entropy_loss(logits, b->label, {}, at::Reduction::Sum).item<double>();

@@ -76,7 +76,9 @@ FeatureExtractor::FeatureExtractor(models::Backbone& model, ExtractOptions opts)
     source_.push_back(static_cast<int>(it - taps_.begin()));
     if (it == taps_.end()) taps_.push_back(idx);
   }
-  if (opts_.optimize && !taps_.empty()) {
+  // The inference-optimised copy prepacks convolution weights for oneDNN in float32, which
+  // autocast cannot lower: reduced precision runs the model as loaded.
+  if (opts_.optimize && opts_.precision == Precision::kFp32 && !taps_.empty()) {
     std::vector<std::string> skipped;
     optimized_ = models::optimized_for_inference(model_, &skipped);
     for (const auto& s : skipped) std::cerr << "graft: warning: layer " << s << " runs without inference optimisation\n";
@@ -87,7 +89,11 @@ std::vector<at::Tensor> FeatureExtractor::pooled(const at::Tensor& x) {
   std::vector<at::Tensor> sum(opts_.layers.size());
   auto views = tta_views(x, opts_.tta);
   for (const auto& v : views) {
-    auto acts = taps_.empty() ? std::vector<at::Tensor>{} : net().forward_taps(v, taps_);
+    std::vector<at::Tensor> acts;
+    if (!taps_.empty()) {
+      AutocastGuard ac(opts_.precision, v.device().type());
+      acts = net().forward_taps(v, taps_);
+    }
     for (size_t k = 0; k < opts_.layers.size(); ++k) {
       const auto& a = source_[k] < 0 ? v : acts[static_cast<size_t>(source_[k])];
       auto p = pool(a, source_[k] < 0 ? "flatten" : opts_.pool).to(at::kFloat);

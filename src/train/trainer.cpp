@@ -21,6 +21,7 @@
 
 #include "graft/analysis/plot.h"
 #include "graft/core/check.h"
+#include "graft/core/precision.h"
 #include "graft/core/runtime.h"
 #include "graft/data/loader.h"
 #include "graft/data/model_input.h"
@@ -138,6 +139,7 @@ void TrainConfig::validate() const {
   GRAFT_CHECK(cache_memory_mb >= 0, "--cache-memory-mb must be >= 0, got ", cache_memory_mb);
   data::Pipeline::parse(augment);
   parse_device(device);
+  parse_precision(precision, device);
 }
 
 nlohmann::json TrainConfig::to_json() const {
@@ -151,7 +153,8 @@ nlohmann::json TrainConfig::to_json() const {
           {"l2sp_alpha", l2sp_alpha}, {"l2sp_beta", l2sp_beta},   {"pretrained_layers", pretrained_layers},
           {"patience", patience},   {"cache", cache},             {"drop_last", drop_last},
           {"freeze_through", policy.freeze_through}, {"lr_mult", policy.lr_mult}, {"layer_decay", policy.layer_decay},
-          {"overwrite", overwrite}, {"sync_bn_stats", sync_bn_stats}};
+          {"overwrite", overwrite}, {"sync_bn_stats", sync_bn_stats},
+          {"precision", precision}};
 }
 
 double lr_factor(const TrainConfig& cfg, double p, double epoch_f) {
@@ -221,7 +224,10 @@ struct Trainer::Run {
   dist::Context* dp = nullptr;
   std::unique_ptr<dist::GradientAverager> avg;
   std::vector<at::Tensor> avg_params;  ///< what avg averages (rebuilt when unfreezing changes it)
-  double comm_s = 0;  ///< this epoch's seconds in the gradient allreduce (waiting for it, on this rank)
+  double comm_s = 0;
+  Precision prec = Precision::kFp32;
+  double loss_scale = 65536;  ///< fp16 only: the dynamic loss scale, and steps since it last changed
+  int64_t good_steps = 0;  ///< this epoch's seconds in the gradient allreduce (waiting for it, on this rank)
   std::unique_ptr<data::Loader> loader, paired;
   int64_t paired_expected = -1;
   int64_t steps_per_epoch = 0, total_steps = 0;
@@ -270,6 +276,8 @@ struct Trainer::Run {
   std::string last_good() const;
   void finish();
   void sync_averager();
+  void backward_and_step(const at::Tensor& loss);
+  bool unscale_gradients();
   /// The training configuration a checkpoint records (and a resume must match).
   nlohmann::json saved_config() const {
     auto j = cfg.to_json();
@@ -294,6 +302,7 @@ void Trainer::Run::check_inputs() {
   // only read it (a resume) and learn of a refusal through rank 0's abort.
   if (dp->is_main()) run_dir = std::make_unique<io::RunDir>(cfg.out_dir, io::RunDirOptions().mode_(mode));
   dev = parse_device(cfg.device);
+  prec = parse_precision(cfg.precision, cfg.device);
   ckpt = cfg.out_dir + "/checkpoint.ckpt";
   prev = cfg.out_dir + "/checkpoint.prev.ckpt";
   metrics_path = cfg.out_dir + "/metrics.jsonl";
@@ -401,6 +410,8 @@ void Trainer::Run::resume() {
       best_epoch = x.value("best_epoch", int64_t{0});
       bad_epochs = x.value("bad_epochs", int64_t{0});
       stopped = x.value("stopped_early", false);
+      if (x.contains("loss_scale"))
+        loss_scale = x["loss_scale"].value("scale", loss_scale), good_steps = x["loss_scale"].value("good_steps", 0);
       if (x.contains("partial") && dp->is_main()) {  // sums over all ranks: counted once
         const auto& p = x["partial"];
         sums.loss = p.value("loss", 0.0), sums.term_loss = p.value("term_loss", 0.0);
@@ -595,13 +606,16 @@ void Trainer::Run::step(const at::Tensor& x_cpu, const at::Tensor& y_cpu, int64_
   at::Tensor in = !ctx.x.defined() ? ctx.xt : joint ? at::cat({ctx.x, ctx.xt}) : ctx.x;
   ctx.n_labelled = ctx.x.defined() ? ctx.x.size(0) : 0;
   const size_t P = plan.frozen_prefix(epoch), begin = cache ? P : 0;
+  // Reduced precision: the forward passes and losses under autocast, backward outside it.
+  auto autocast = std::make_unique<AutocastGuard>(prec, dev.type());
   if (tap >= 0) {
     auto f = run_layers(in, begin, static_cast<size_t>(tap) + 1, P);
     ctx.logits = run_layers(f, static_cast<size_t>(tap) + 1, L, P);
-    ctx.features = f.flatten(1);
+    ctx.features = to_float32(f.flatten(1));
   } else {
     ctx.logits = run_layers(in, begin, L, P);
   }
+  ctx.logits = to_float32(ctx.logits);
   at::Tensor loss = torch::zeros({}, ctx.logits.options());
   double ce_v = 0;
   if (t.labelled_loss_ && ctx.n_labelled > 0) {
@@ -638,15 +652,8 @@ void Trainer::Run::step(const at::Tensor& x_cpu, const at::Tensor& y_cpu, int64_
   if (ctx.n_labelled > 0 && guard.update(ce_v))
     throw Diverged(str(guard.reason(), "; training stopped at epoch ", epoch + 1, " step ", step_in_epoch + 1, " and ",
                        last_good()));
-  opt->zero_grad();
-  if (avg) avg->prepare();
-  loss.backward();
-  if (avg) {  // the mean gradient over the ranks, before the step
-    const auto c0 = std::chrono::steady_clock::now();
-    avg->finish();
-    comm_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - c0).count();
-  }
-  opt->step();
+  autocast.reset();
+  backward_and_step(loss);
   ++global_step;
   if (global_step == kill_after_step) std::raise(SIGKILL);
   const int64_t nb = ctx.n_labelled > 0 ? ctx.n_labelled : ctx.xt.size(0);
@@ -658,6 +665,40 @@ void Trainer::Run::step(const at::Tensor& x_cpu, const at::Tensor& y_cpu, int64_
   }
   sums.term_loss += term_v * static_cast<double>(nb);
   for (auto& [k, v] : term_metrics) sums.metric[k] += v, ++sums.count[k];
+}
+
+void Trainer::Run::backward_and_step(const at::Tensor& loss) {
+  opt->zero_grad();
+  if (avg) avg->prepare();
+  const bool scaled = prec == Precision::kFp16;  // fp16 gradients underflow without a scale
+  (scaled ? loss * loss_scale : loss).backward();
+  if (avg) {  // the mean gradient over the ranks, before the step
+    const auto c0 = std::chrono::steady_clock::now();
+    avg->finish();
+    comm_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - c0).count();
+  }
+  if (scaled && !unscale_gradients()) return;  // an overflow: this step is skipped
+  opt->step();
+}
+
+bool Trainer::Run::unscale_gradients() {
+  // Dynamic loss scaling as PyTorch's GradScaler does it: halve the scale and skip the step on
+  // an overflow, double it after 2000 steps without one. Every rank sees the same averaged
+  // gradients, so every rank takes the same decision.
+  bool finite = true;
+  for (auto& g : opt->param_groups())
+    for (auto& p : g.params())
+      if (p.grad().defined()) {
+        p.mutable_grad().div_(loss_scale);
+        finite = finite && torch::isfinite(p.grad()).all().item<bool>();
+      }
+  if (!finite) {
+    loss_scale /= 2, good_steps = 0;
+    opt->zero_grad();
+    return false;
+  }
+  if (++good_steps % 2000 == 0) loss_scale *= 2;
+  return true;
 }
 
 void Trainer::Run::log_progress(int64_t epoch, int64_t step, int64_t seen_now) {
@@ -717,7 +758,7 @@ void Trainer::Run::end_epoch(int64_t epoch, double seconds) {
   rec.images_per_s = static_cast<double>(sums.seen) / std::max(seconds, 1e-9);
   if (val) {
     auto r = analysis::evaluate(*t.model_, val, input_pipeline(t.meta_, val->input_shape()), t.meta_.num_classes(),
-                                analysis::EvalOptions().workers_(cfg.workers));
+                                analysis::EvalOptions().workers_(cfg.workers).precision_(prec));
     rec.val_loss = r.loss;
     rec.val_acc = r.accuracy;
     if (!cfg.quiet)
@@ -772,6 +813,7 @@ void Trainer::Run::save_state(int64_t epoch_done, int64_t step_in_epoch) {
   st.extra = {{"history", history}, {"rows", rows}, {"best_epoch", best_epoch}, {"bad_epochs", bad_epochs},
               {"stopped_early", stopped}};
   if (std::isfinite(best_val)) st.extra["best_val_loss"] = best_val;
+  if (prec == Precision::kFp16) st.extra["loss_scale"] = {{"scale", loss_scale}, {"good_steps", good_steps}};
   if (step_in_epoch > 0)
     st.extra["partial"] = {{"loss", part.loss},       {"term_loss", part.term_loss}, {"correct", part.correct},
                            {"labelled", part.labelled}, {"seen", part.seen},         {"metric", part.metric},
@@ -866,7 +908,7 @@ void Trainer::Run::finish() {
   if (test) {
     result.has_test = true;
     result.test = analysis::evaluate(m, test, input_pipeline(t.meta_, test->input_shape()), t.meta_.num_classes(),
-                                     analysis::EvalOptions().workers_(cfg.workers));
+                                     analysis::EvalOptions().workers_(cfg.workers).precision_(prec));
     res["test"] = result.test.to_json(t.meta_.class_names);
     res["test_dataset"] = test->describe();
     emit({{"event", "test"}, {"accuracy", result.test.accuracy}, {"loss", result.test.loss}});

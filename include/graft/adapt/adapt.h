@@ -52,6 +52,7 @@ struct AdaptConfig {
   bool overwrite = false;          ///< replace an earlier run's files in out_dir
   int64_t checkpoint_every = 0;    ///< also checkpoint every N steps (0: once per epoch)
   bool sync_bn_stats = false;      ///< data-parallel: average BatchNorm running statistics over ranks
+  std::string precision = "fp32";  ///< forward passes: fp32, bf16 or fp16 (train::TrainConfig::precision)
   double log_every_s = 5.0;
   bool quiet = false;
   /// Throws graft::Error naming the bad option.

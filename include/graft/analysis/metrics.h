@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "graft/core/precision.h"
 #include "graft/data/dataset.h"
 #include "graft/data/transforms.h"
 #include "graft/models/backbone.h"
@@ -31,7 +32,9 @@ ClassificationReport classification_report(const at::Tensor& predicted, const at
 struct EvalOptions {
   int64_t batch_size = 256;
   int workers = 2;
+  Precision precision = Precision::kFp32;  ///< of the forward passes (autocast)
   EvalOptions& batch_size_(int64_t v) { batch_size = v; return *this; }
+  EvalOptions& precision_(Precision v) { precision = v; return *this; }
   EvalOptions& workers_(int v) { workers = v; return *this; }
 };
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "graft/core/precision.h"
 #include "graft/data/dataset.h"
 #include "graft/io/checkpoint.h"
 #include "graft/models/backbone.h"
@@ -34,8 +35,12 @@ struct ExtractOptions {
   std::string tta = "none";
   int64_t batch_size = 128;
   int workers = 2;
-  /// TorchScript models: run an inference-optimised copy (models::optimized_for_inference).
+  /// TorchScript models: run an inference-optimised copy (models::optimized_for_inference);
+  /// fp32 only (its prepacked float32 weights do not mix with autocast).
   bool optimize = true;
+  /// Forward passes in fp32 or under autocast (bf16 on CPU or GPU, fp16 on GPU); the
+  /// features are returned as float32 either way.
+  Precision precision = Precision::kFp32;
   /// Throws graft::Error naming the bad option (unknown pooling, norm, tta, empty layers).
   void validate() const;
 };

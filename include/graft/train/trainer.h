@@ -43,6 +43,9 @@ struct TrainConfig {
   /// Data-parallel runs: at the end of each epoch, BatchNorm running statistics become their
   /// mean over the ranks (else every rank takes rank 0's, as DDP's broadcast_buffers does).
   bool sync_bn_stats = false;
+  /// Forward passes in fp32, or with autocast to bf16 (CPU or GPU) or fp16 (GPU, with
+  /// dynamic loss scaling); gradients, optimizer state and weights stay float32.
+  std::string precision = "fp32";
   double log_every_s = 5.0;       ///< seconds between progress lines
   bool quiet = false;
 

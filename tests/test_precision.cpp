@@ -1,0 +1,81 @@
+// Reduced precision (--precision): parsing, autocast in extraction and training.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "graft/core/precision.h"
+#include "graft/features/extract.h"
+#include "graft/models/zoo.h"
+#include "test_util.h"
+
+namespace graft::test {
+namespace {
+
+TEST(Precision, NamesAreCheckedAndFp16NeedsAGpu) {
+  EXPECT_EQ(parse_precision("bf16", "cpu"), Precision::kBf16);
+  EXPECT_EQ(parse_precision("fp32", "cpu"), Precision::kFp32);
+  EXPECT_EQ(parse_precision("fp16", "cuda:0"), Precision::kFp16);
+  EXPECT_NE(error_of([] { parse_precision("fp16", "cpu"); }).find("--precision fp16 needs --device cuda"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { parse_precision("bf17", "cpu"); }).find("bf16"), std::string::npos);
+}
+
+TEST(Precision, Bf16FeaturesAreCloseToFp32ButComputedInBf16) {
+  torch::manual_seed(0);
+  auto model = models::create_model("dann_mnist", {3, 28, 28}, 10, 1);
+  model->train(false);
+  auto x = torch::rand({16, 3, 28, 28});
+  features::ExtractOptions o;
+  o.layers = {"flatten", "fc2"};
+  features::FeatureExtractor f32(*model, o);
+  o.precision = Precision::kBf16;
+  features::FeatureExtractor b16(*model, o);
+  auto a = f32.concatenated(x), b = b16.concatenated(x);
+  ASSERT_EQ(b.scalar_type(), at::kFloat);  // returned as float32 either way
+  const double cos = at::cosine_similarity(a, b, 1).min().item<double>();
+  EXPECT_GT(cos, 0.999) << "bf16 features too far from fp32";
+  EXPECT_GT((a - b).abs().max().item<double>(), 0) << "bf16 gave the fp32 result bit for bit: autocast did not act";
+  // Autocast is scoped: after the extraction, plain fp32 again.
+  EXPECT_TRUE(f32.concatenated(x).equal(a));
+}
+
+TEST(Precision, Bf16ExtractionOfATorchScriptModel) {
+  // TorchScript models are extracted through an inference-optimised copy in fp32; bf16 must
+  // not reach that copy's prepacked float32 weights.
+  auto m = models::load_torchscript(fixtures() + "/resnet_tiny.pt");
+  m->train(false);
+  auto x = torch::rand({4, 3, 32, 32});
+  features::ExtractOptions o;
+  o.layers = {m->layer_names()[m->num_layers() - 2]};
+  features::FeatureExtractor f32(*m, o);
+  o.precision = Precision::kBf16;
+  features::FeatureExtractor b16(*m, o);
+  auto a = f32.concatenated(x), b = b16.concatenated(x);
+  EXPECT_GT(at::cosine_similarity(a, b, 1).min().item<double>(), 0.99);
+}
+
+TEST(Precision, TrainingInBf16IsRecordedAndAResumeInAnotherPrecisionIsRefused) {
+  TempDir d;
+  write_toy_idx(d / "x", d / "y", 96, 4);
+  const std::string base = "train --model mlp:16 --data idx:" + (d / "x") + "," + (d / "y") +
+                           " --epochs 2 --batch-size 32 --quiet --workers 1 --threads 1 --out " + (d / "run");
+  auto r = cli(base + " --precision bf16");
+  ASSERT_EQ(r.code, 0) << r.out;
+  std::ifstream in(d / "run/config.json");
+  auto cfg = nlohmann::json::parse(in);
+  EXPECT_EQ(cfg["train"]["precision"], "bf16");
+  std::ifstream res(d / "run/result.json");
+  EXPECT_TRUE(res.good());
+  auto again = cli(base + " --precision fp32 --resume");
+  EXPECT_NE(again.code, 0);
+  EXPECT_NE(again.out.find("precision"), std::string::npos) << again.out;
+  auto fp16 = cli(base + "-2 --precision fp16");
+  EXPECT_EQ(fp16.code, 2) << fp16.out;
+  EXPECT_NE(fp16.out.find("--precision fp16 needs --device cuda"), std::string::npos) << fp16.out;
+}
+
+}  // namespace
+}  // namespace graft::test
