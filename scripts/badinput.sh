@@ -50,7 +50,9 @@ case_() {
   elif [ $rc -eq 0 ]; then verdict="ACCEPTED SILENTLY"; silent=$((silent + 1))
   elif [ "$out" != "-" ] && [ -e "$out" ] && [ -n "$(find "$out" -type f ! -name .lock 2>/dev/null)" ]; then
     verdict="PARTIAL OUTPUT"; partial=$((partial + 1))
-  elif [ -n "$line" ] && [ "$(grep -c "^graft: error" "$err")" -eq 1 ] && [ "$(grep . "$err" | tail -1)" = "$line" ] &&
+  # A usage error (exit 2) ends with the hint line "Run 'graft VERB --help' for usage.".
+  elif [ -n "$line" ] && [ "$(grep -c "^graft: error" "$err")" -eq 1 ] &&
+       [ "$(grep . "$err" | grep -v "^Run 'graft .*--help' for usage\.$" | tail -1)" = "$line" ] &&
        [[ "$line" == *"$token"* ]]; then
     verdict="clear"; clear=$((clear + 1))
     # Progress lines before the error are fine; other libraries' diagnostics are noted.
