@@ -259,17 +259,30 @@ void export_torchscript(const Backbone& b, const io::ModelMeta& meta, const std:
     graft::write_atomically(path, [&](const std::string& tmp) { m.save(tmp, {{kMetaFile, j.dump()}}); });
     return;
   }
-  auto cut = as_cut(b);
-  GRAFT_CHECK(cut, "model '", b.arch(), "' is a native graft model (its layers are C++ modules), which graft cannot ",
-              "express as TorchScript; only TorchScript models and TorchScript bases with a new head export");
-  auto base = dynamic_cast<const TorchScriptBackbone*>(cut->base().get());
-  GRAFT_CHECK(base, "this model's base '", cut->base()->arch(), "' is a native graft model, which graft cannot express ",
-              "as TorchScript; only a TorchScript base with its new head exports");
   torch::jit::Module out(c10::QualifiedName("__torch__.graft.Exported"));
   std::string code = "def forward(self, x):\n";
+  auto save = [&](const std::string& rest) {
+    out.define(code + rest + "    return x\n");
+    out.eval();
+    graft::write_atomically(path, [&](const std::string& tmp) { out.save(tmp, {{kMetaFile, j.dump()}}); });
+  };
   const auto& names = b.layer_names();
+  for (const auto& n : names)
+    GRAFT_CHECK(is_identifier(n), "layer name '", n, "' is not a Python identifier; cannot export it");
+  if (is_native(b)) {  // a zoo model: every layer translated
+    add_native_layers(b, b.num_layers(), out, code);
+    return save("");
+  }
+  auto cut = as_cut(b);
+  GRAFT_CHECK(cut, "model '", b.arch(), "' cannot be expressed as TorchScript; graft exports TorchScript models, ",
+              "its zoo models and either of them cut and given a new head");
+  auto base = dynamic_cast<const TorchScriptBackbone*>(cut->base().get());
+  if (!base) {  // a native base cut and given a new head
+    add_native_layers(*cut->base(), cut->kept_layers(), out, code);
+    out.register_module("head", head_module(*cut));
+    return save("    x = self.head.forward(x)\n");
+  }
   for (size_t i = 0; i < cut->kept_layers(); ++i) {
-    GRAFT_CHECK(is_identifier(names[i]), "layer name '", names[i], "' is not a Python identifier; cannot export it");
     auto child = base->children()[i].clone();
     child.eval();
     out.register_module(names[i], child);
@@ -277,10 +290,8 @@ void export_torchscript(const Backbone& b, const io::ModelMeta& meta, const std:
     code += "    x = self." + names[i] + ".forward(x)\n";
   }
   out.register_module("head", head_module(*cut));
-  out.define(code + "    x = self.head.forward(x)\n    return x\n");
-  out.eval();
   j["base"] = base->path();
-  graft::write_atomically(path, [&](const std::string& tmp) { out.save(tmp, {{kMetaFile, j.dump()}}); });
+  save("    x = self.head.forward(x)\n");
 }
 
 double verify_torchscript_chain(Backbone& b, const std::vector<int64_t>& input_shape) {

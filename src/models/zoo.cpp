@@ -1,7 +1,11 @@
 #include "graft/models/zoo.h"
 
 #include <torch/nn.h>
+#include <torch/script.h>
 #include <torch/torch.h>
+
+#include <atomic>
+#include <optional>
 
 #include "graft/core/check.h"
 #include "graft/core/parse.h"
@@ -77,6 +81,8 @@ class NativeBackbone : public Backbone {
   void train_layer(size_t i, bool on) override { root_->children().at(i)->train(on); }
   void to(c10::Device d) override { root_->to(d); }
   std::string layer_kind(size_t i) const override { return kinds_.at(i); }
+  /// The module of layer i (for export).
+  std::shared_ptr<nn::Module> layer_module(size_t i) const { return root_->children().at(i); }
 
  private:
   std::string arch_;
@@ -215,6 +221,114 @@ BackbonePtr mlp(const std::string& arch, bool with_bn, const std::vector<int64_t
 }
 
 }  // namespace
+
+namespace {
+// ---- Native models as TorchScript (graft export): each C++ module becomes a scripted
+// module with the same tensors and a forward written with the same ATen calls.
+
+std::string ints(c10::IntArrayRef v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+  return s + "]";
+}
+
+torch::jit::Module scripted(const std::string& kind) {
+  static std::atomic<int64_t> id{0};  // every module its own class: their code differs
+  torch::jit::Module m(c10::QualifiedName(str("__torch__.graft.native.", kind, id++)));
+  m.register_attribute("training", c10::BoolType::get(), true);  // read by dropout and batch norm
+  return m;
+}
+
+/// The module's own parameters and buffers, copied; "None" for a tensor it does not have.
+std::string tensor_or_none(const nn::Module& m, const std::string& name, torch::jit::Module& out) {
+  for (const auto& p : m.named_parameters(false))
+    if (p.key() == name) return out.register_parameter(name, p.value().detach().clone(), false), "self." + name;
+  for (const auto& b : m.named_buffers(false))
+    if (b.key() == name) return out.register_buffer(name, b.value().detach().clone()), "self." + name;
+  return "None";
+}
+
+torch::jit::Module script_module(const std::shared_ptr<nn::Module>& m, const std::string& where);
+
+/// One-line modules: `return EXPR` of x.
+std::optional<torch::jit::Module> script_leaf(const std::shared_ptr<nn::Module>& m, const std::string& where) {
+  auto out = scripted("Leaf");
+  std::string e;
+  if (auto c = m->as<nn::Conv2d>()) {
+    const auto& o = c->options;
+    GRAFT_CHECK(c10::holds_alternative<torch::ExpandingArray<2>>(o.padding()) &&
+                    c10::holds_alternative<torch::enumtype::kZeros>(o.padding_mode()),
+                "cannot export ", where, ": only zero padding given as numbers is supported");
+    e = str("torch.conv2d(x, ", tensor_or_none(*c, "weight", out), ", ", tensor_or_none(*c, "bias", out), ", ",
+            ints(*o.stride()), ", ", ints(*c10::get<torch::ExpandingArray<2>>(o.padding())), ", ",
+            ints(*o.dilation()), ", ", o.groups(), ")");
+  } else if (auto l = m->as<nn::Linear>()) {
+    e = str("torch.linear(x, ", tensor_or_none(*l, "weight", out), ", ", tensor_or_none(*l, "bias", out), ")");
+  } else if (m->as<nn::BatchNorm1d>() || m->as<nn::BatchNorm2d>()) {
+    auto b1 = m->as<nn::BatchNorm1d>();
+    const auto& o = b1 ? b1->options : m->as<nn::BatchNorm2d>()->options;
+    e = str("torch.batch_norm(x, ", tensor_or_none(*m, "weight", out), ", ", tensor_or_none(*m, "bias", out), ", ",
+            tensor_or_none(*m, "running_mean", out), ", ", tensor_or_none(*m, "running_var", out),
+            ", self.training, ", o.momentum().value_or(0.1), ", ", o.eps(), ", False)");
+    tensor_or_none(*m, "num_batches_tracked", out);
+  } else if (m->as<nn::ReLU>()) {
+    e = "torch.relu(x)";
+  } else if (auto p = m->as<nn::MaxPool2d>()) {
+    const auto& o = p->options;
+    e = str("torch.max_pool2d(x, ", ints(*o.kernel_size()), ", ", ints(*o.stride()), ", ", ints(*o.padding()), ", ",
+            ints(*o.dilation()), ", ", o.ceil_mode() ? "True" : "False", ")");
+  } else if (auto a = m->as<nn::AdaptiveAvgPool2d>()) {
+    const auto& s = a->options.output_size();
+    GRAFT_CHECK(s->at(0) && s->at(1), "cannot export ", where, ": adaptive pooling to an unset size");
+    e = str("torch.adaptive_avg_pool2d(x, [", *s->at(0), ", ", *s->at(1), "])");
+  } else if (auto f = m->as<nn::Flatten>()) {
+    e = str("torch.flatten(x, ", f->options.start_dim(), ", ", f->options.end_dim(), ")");
+  } else if (auto d = m->as<nn::Dropout>()) {
+    e = str("torch.dropout(x, ", d->options.p(), ", self.training)");
+  } else {
+    return std::nullopt;
+  }
+  out.define("def forward(self, x):\n    return " + e + "\n");
+  return out;
+}
+
+torch::jit::Module script_module(const std::shared_ptr<nn::Module>& m, const std::string& where) {
+  if (auto leaf = script_leaf(m, where)) return *leaf;
+  if (auto seq = m->as<nn::Sequential>()) {
+    auto out = scripted("Sequential");
+    std::string code = "def forward(self, x):\n";
+    size_t i = 0;
+    for (const auto& child : seq->children()) {
+      out.register_module(str("m", i), script_module(child, str(where, ".", i)));
+      code += str("    x = self.m", i++, ".forward(x)\n");
+    }
+    out.define(code + "    return x\n");
+    return out;
+  }
+  if (auto b = m->as<BasicBlockImpl>()) {
+    auto out = scripted("BasicBlock");
+    for (const char* n : {"conv1", "bn1", "conv2", "bn2"}) out.register_module(n, script_module(b->named_children()[n], str(where, ".", n)));
+    std::string skip = "x";
+    if (b->shortcut) out.register_module("shortcut", script_module(b->shortcut.ptr(), where + ".shortcut")), skip = "self.shortcut.forward(x)";
+    out.define("def forward(self, x):\n    h = torch.relu(self.bn1.forward(self.conv1.forward(x)))\n"
+               "    h = self.bn2.forward(self.conv2.forward(h))\n    return torch.relu(h + " + skip + ")\n");
+    return out;
+  }
+  GRAFT_FAIL("cannot export ", where, " (", m->name(), ") as TorchScript: graft has no translation for it");
+}
+}  // namespace
+
+bool is_native(const Backbone& b) { return dynamic_cast<const NativeBackbone*>(&b) != nullptr; }
+
+void add_native_layers(const Backbone& b, size_t n, torch::jit::Module& out, std::string& code) {
+  auto nb = dynamic_cast<const NativeBackbone*>(&b);
+  GRAFT_CHECK(nb, "internal: add_native_layers on a ", b.arch(), " model");
+  const auto& names = b.layer_names();
+  for (size_t i = 0; i < n; ++i) {
+    out.register_module(names[i], script_module(nb->layer_module(i), "layer '" + names[i] + "'"));
+    code += "    x = self." + names[i] + ".forward(x)\n";
+  }
+}
 
 std::vector<std::string> zoo_names() {
   return {"dann_mnist", "dann_mnist_bn", "dann_svhn", "convnet6", "resnet8", "resnet20", "mlp", "mlp_bn"};

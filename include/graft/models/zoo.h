@@ -32,6 +32,15 @@ std::vector<std::string> zoo_names();
 BackbonePtr create_model(const std::string& arch, const std::vector<int64_t>& input_shape, int64_t num_classes,
                          uint64_t seed = 0);
 
+/// True for graft's own zoo models (layers are C++ modules).
+bool is_native(const Backbone& b);
+
+/// Export of a native model: registers its first n layers on `out` as scripted children
+/// named after the layers (same tensors, the same ATen calls in their forward) and
+/// appends their calls to the forward code. Throws graft::Error naming a part that has
+/// no TorchScript translation.
+void add_native_layers(const Backbone& b, size_t n, torch::jit::Module& out, std::string& code);
+
 /// Wraps a TorchScript module: its top-level children are the layers, in order.
 /// Between a child whose output has spatial dimensions and a child that starts with
 /// a Linear layer, the activations are flattened (or globally averaged when the
