@@ -1,6 +1,7 @@
 // Reduced precision (--precision): parsing, autocast in extraction and training.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
@@ -76,6 +77,52 @@ TEST(Precision, TrainingInBf16IsRecordedAndAResumeInAnotherPrecisionIsRefused) {
   EXPECT_EQ(fp16.code, 2) << fp16.out;
   EXPECT_NE(fp16.out.find("--precision fp16 needs --device cuda"), std::string::npos) << fp16.out;
 }
+
+TEST(Precision, Tf32PolicyIsAnOptionOfEveryVerb) {
+  auto ok = cli("layers dann_mnist --tf32 off --quiet");
+  EXPECT_EQ(ok.code, 0) << ok.out;
+  auto bad = cli("layers dann_mnist --tf32 maybe");
+  EXPECT_EQ(bad.code, 2) << bad.out;
+  EXPECT_NE(bad.out.find("--tf32"), std::string::npos) << bad.out;
+}
+
+/// Devices the suite runs on: the CPU always, CUDA when this build and machine have it.
+class OnDevice : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == "cuda" && !torch::cuda::is_available())
+      GTEST_SKIP() << "no CUDA device: this libtorch build or this machine has none (the case runs on a GPU machine)";
+  }
+};
+
+// Train on the device, then: the checkpoint evaluates identically on the CPU, and the run
+// resumes on the CPU from a checkpoint written on the device (optimizer state mapped).
+TEST_P(OnDevice, TrainsAndItsCheckpointsMoveBetweenDevices) {
+  TempDir d;
+  write_toy_idx(d / "x", d / "y", 96, 4);
+  const std::string data = " --data idx:" + (d / "x") + "," + (d / "y");
+  const std::string base = "train --model mlp:16" + data + " --batch-size 32 --quiet --workers 1 --threads 1 "
+                           "--optimizer sgd --momentum 0.9 --checkpoint-every 2 ";
+  auto r = cli(base + "--epochs 2 --device " + GetParam() + " --out " + (d / "run"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto on_dev = cli("eval --model " + (d / "run/model.ckpt") + data + " --device " + GetParam() + " --json " +
+                    (d / "a.json"));
+  auto on_cpu = cli("eval --model " + (d / "run/model.ckpt") + data + " --device cpu --json " + (d / "b.json"));
+  ASSERT_EQ(on_dev.code, 0) << on_dev.out;
+  ASSERT_EQ(on_cpu.code, 0) << on_cpu.out;
+  std::ifstream a(d / "a.json"), b(d / "b.json");
+  auto ja = nlohmann::json::parse(a), jb = nlohmann::json::parse(b);
+  EXPECT_NEAR(ja.begin()->at("accuracy").get<double>(), jb.begin()->at("accuracy").get<double>(), 1e-9);
+  // Killed on the device after step 3, resumed on the CPU: the run completes.
+  auto k = run("GRAFT_TEST_KILL_AFTER_STEP=3 " + graft_bin() + " " + base + "--epochs 2 --device " + GetParam() +
+               " --out " + (d / "moved") + " 2>&1");
+  ASSERT_EQ(k.code, 137) << k.out;
+  auto res = cli(base + "--epochs 2 --device cpu --resume --out " + (d / "moved"));
+  EXPECT_EQ(res.code, 0) << res.out;
+  EXPECT_TRUE(std::filesystem::exists(d / "moved/model.ckpt"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Devices, OnDevice, ::testing::Values("cpu", "cuda"));
 
 }  // namespace
 }  // namespace graft::test

@@ -31,6 +31,9 @@ void add_common(CLI::App& app, Common& c) {
   app.add_option("--precision", c.precision, "forward passes in fp32, bf16 (autocast; CPU or GPU) or fp16 (GPU, "
                                              "with dynamic loss scaling when training)")
       ->capture_default_str();
+  app.add_option("--tf32", c.tf32, "CUDA float32 matrix products and convolutions in TF32: default (PyTorch's: "
+                                   "convolutions yes, matrix products no), on or off (strict float32); no effect on CPUs")
+      ->capture_default_str();
   app.add_option("--max-pixels", c.max_pixels,
                  "refuse image files above this many pixels (width x height), read from their header before "
                  "decoding (default 67108864 = 64 Mpx)");
@@ -64,6 +67,11 @@ Precision precision_of(const Common& c) { return parse_precision(c.precision, c.
 void apply_common(const Common& c) {
   warn_if_reference_blas();
   set_threads(c.threads);
+  check_choice("tf32", c.tf32, {"default", "on", "off"});
+  if (c.tf32 != "default") {
+    at::globalContext().setAllowTF32CuBLAS(c.tf32 == "on");
+    at::globalContext().setAllowTF32CuDNN(c.tf32 == "on");
+  }
   const auto prec = precision_of(c);
   if (prec == Precision::kBf16 && c.device == "cpu" && !cpu_has_native_bf16())
     std::cerr << "graft: note: this CPU has no native bfloat16 instructions (AVX512_BF16/AMX); --precision bf16 is "

@@ -23,6 +23,7 @@ struct Common {
   bool quiet = false;
   int64_t max_pixels = 0;  ///< 0: data::kDefaultMaxPixels
   std::string precision = "fp32";
+  std::string tf32 = "default";
 };
 /// Adds --device, --threads and --quiet (the last only when the command has none yet).
 void add_common(CLI::App& app, Common& c);

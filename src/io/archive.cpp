@@ -136,11 +136,12 @@ int64_t verify_zip(const void* data, size_t n, const std::string& name) {
   return static_cast<int64_t>(dir.entries);
 }
 
-void load_archive_verified(const std::string& path, torch::serialize::InputArchive& in, const std::string& what) {
+void load_archive_verified(const std::string& path, torch::serialize::InputArchive& in, const std::string& what,
+                           c10::optional<c10::Device> device) {
   std::string bytes = read_file_bytes(path, what);
   verify_zip(bytes.data(), bytes.size(), what + " '" + path + "'");
   try {
-    in.load_from(bytes.data(), bytes.size());
+    in.load_from(bytes.data(), bytes.size(), device);
   } catch (const c10::Error& e) {
     std::string m = e.what_without_backtrace();
     GRAFT_FAIL(what, " '", path, "' cannot be read (", m.substr(0, m.find('\n')), ")");

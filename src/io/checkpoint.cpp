@@ -26,9 +26,10 @@ std::string tensor_bytes(const at::Tensor& t) {
   return std::string(static_cast<const char*>(c.data_ptr()), static_cast<size_t>(c.numel()));
 }
 
-torch::serialize::InputArchive open_archive(const std::string& path) {
+torch::serialize::InputArchive open_archive(const std::string& path,
+                                            c10::optional<c10::Device> device = c10::nullopt) {
   torch::serialize::InputArchive in;
-  load_archive_verified(path, in, "checkpoint");
+  load_archive_verified(path, in, "checkpoint", device);
   return in;
 }
 
@@ -230,7 +231,12 @@ CheckpointChoice newest_valid_checkpoint(const std::string& dir, const std::vect
 }
 
 void load_optimizer_state(const std::string& path, torch::optim::Optimizer& optimizer) {
-  auto in = open_archive(path);
+  // The state (momentum, Adam's moments) goes to the device of the parameters it belongs
+  // to: a checkpoint written on a GPU resumes on a CPU and the other way round.
+  c10::optional<c10::Device> device;
+  for (const auto& g : optimizer.param_groups())
+    if (!g.params().empty() && !device) device = g.params().front().device();
+  auto in = open_archive(path, device);
   torch::serialize::InputArchive opt;
   GRAFT_CHECK(in.try_read("optimizer", opt), path, ": checkpoint holds no optimizer state; cannot resume from it");
   try {

@@ -484,7 +484,7 @@ void Trainer::Run::write_config() {
   // Every rank must compute the same run; how each one runs or reports may differ (rank 0
   // alone reports, a rank on another host may see the folder under another path).
   auto same = j;
-  for (const char* k : {"workers", "threads", "quiet", "log_every_s", "out_dir"}) same["train"].erase(k);
+  for (const char* k : {"workers", "threads", "quiet", "log_every_s", "out_dir", "device"}) same["train"].erase(k);
   dist::check_same_config(*dp, same);
   if (!dp->is_main()) return;  // rank 0 alone writes
   graft::write_text_atomically(cfg.out_dir + "/config.json", j.dump(2) + "\n");

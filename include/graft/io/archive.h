@@ -3,6 +3,9 @@
 /// are zip files: every record carries a CRC32 in the zip's central directory, but
 /// libtorch's reader is built without checking them, so a bit-flipped file would load.
 /// graft checks them itself before handing the bytes to libtorch.
+#include <c10/core/Device.h>
+#include <c10/util/Optional.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -24,7 +27,9 @@ int64_t verify_zip(const void* data, size_t size, const std::string& name);
 /// Reads path, verifies it with verify_zip and loads it into `in`. Throws graft::Error
 /// naming the file (`what` says what it should be, e.g. "checkpoint") when it is
 /// missing, damaged (CRC mismatch, truncated) or not a libtorch archive.
-void load_archive_verified(const std::string& path, torch::serialize::InputArchive& in, const std::string& what);
+/// `device`: where the archive's tensors go (default: the device each was saved from).
+void load_archive_verified(const std::string& path, torch::serialize::InputArchive& in, const std::string& what,
+                           c10::optional<c10::Device> device = c10::nullopt);
 
 /// Serialises `out` in memory, then writes it with write_bytes_atomically (checked
 /// writes, fsync, rename, fsync of the folder). A full disk throws graft::Error with

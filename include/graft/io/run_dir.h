@@ -63,7 +63,8 @@ class RunDir {
 /// Options that may change when a run is resumed; every other option must be equal.
 /// They change how the run is executed or reported, not what it computes: workers,
 /// threads, quiet, log_every_s, checkpoint_every, cache (the cached and uncached paths
-/// compute the same values), out_dir (the folder may be moved), resume, overwrite.
+/// compute the same values), out_dir (the folder may be moved), resume, overwrite, and
+/// device (a run may move between a GPU and the CPU; its figures then differ in the last bits).
 /// Notably epochs may NOT change: the learning-rate schedule spans the planned epochs,
 /// so more epochs would silently change the schedule of the epochs already run. To
 /// train longer, start a new run from the model (graft finetune --model DIR/model.ckpt).
