@@ -5,7 +5,7 @@ Writes into OUT_DIR (default tests/fixtures/generated):
   resnet_tiny.pt         torchvision ResNet (BasicBlock, [1,1,1,1]) scripted, random weights
   resnet_tiny_input.npy  a fixed input batch (2,3,32,32)
   resnet_tiny_<layer>.npy  Python's activations after layer2, layer4, avgpool (flattened) and fc
-  mobilenet.pt, mobilenet_input.npy, mobilenet_out.npy
+  mobilenet.pt, mobilenet_input.npy, mobilenet_out.npy, mobilenet_features3.npy (a dotted tap)
                          torchvision MobileNetV2 (width 0.25), whose forward() pools and
                          flattens between its children 'features' and 'classifier'
   resnet18.pt            torchvision ResNet-18 (random weights, perturbed BatchNorm statistics) scripted
@@ -62,6 +62,9 @@ def main():
     save(os.path.join(out, "mobilenet_input.npy"), xm.numpy())
     with torch.no_grad():
         save(os.path.join(out, "mobilenet_out.npy"), mob(xm).numpy())
+        # a dotted tap: the output of features[3] (inside the Sequential 'features'), and of
+        # the first part of features[4] (a Sequential inside an InvertedResidual: refused)
+        save(os.path.join(out, "mobilenet_features3.npy"), mob.features[:4](xm).flatten(1).numpy())
 
     r18 = torchvision.models.resnet18(num_classes=1000)
     r18.eval()

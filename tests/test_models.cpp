@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "graft/core/check.h"
+#include "graft/features/extract.h"
 #include "graft/io/npy.h"
 #include "graft/models/zoo.h"
 #include "test_util.h"
@@ -79,6 +80,34 @@ TEST(TorchScript, PoolsBeforeALinearChildLikeTorchvision) {
   EXPECT_TRUE(torch::allclose(m->forward(x), io::read_npy(fx("mobilenet_out.npy")), 1e-4, 1e-5));
   auto twisted = load_torchscript(fx("scripted_fn.pt"));
   EXPECT_THROW(verify_torchscript_chain(*twisted, {4}), Error);
+}
+
+// "features.3": a child of the Sequential 'features' of torchvision's MobileNetV2, tapped by
+// its dotted path, equals Python's model.features[:4](x); paths into a child that is not a
+// chain, or to a child that does not exist, are refused naming the level.
+TEST(TorchScript, DottedTapsReachInsideNestedChains) {
+  auto m = load_torchscript(fx("mobilenet.pt"));
+  m->train(false);
+  auto x = io::read_npy(fx("mobilenet_input.npy"));
+  features::ExtractOptions o;
+  o.layers = {"features.3", "classifier"};
+  o.pool = "flatten";
+  features::FeatureExtractor fe(*m, o);
+  auto f = fe.per_layer(x);
+  auto want = io::read_npy(fx("mobilenet_features3.npy"));
+  ASSERT_EQ(f[0].sizes(), want.sizes());
+  EXPECT_TRUE(torch::allclose(f[0], want, 1e-4, 1e-5)) << (f[0] - want).abs().max().item<double>();
+  EXPECT_TRUE(torch::allclose(f[1], io::read_npy(fx("mobilenet_out.npy")), 1e-4, 1e-5));
+  o.layers = {"features.4.conv"};  // features[4] is an InvertedResidual (a residual forward)
+  auto e1 = test::error_of([&] { features::FeatureExtractor bad(*m, o); });
+  EXPECT_NE(e1.find("'features.4' is a InvertedResidual, not a Sequential"), std::string::npos) << e1;
+  o.layers = {"features.99"};
+  auto e2 = test::error_of([&] { features::FeatureExtractor bad(*m, o); });
+  EXPECT_NE(e2.find("'features' has no child '99'; its children are 0, 1,"), std::string::npos) << e2;
+  auto native = create_model("dann_mnist", {1, 28, 28}, 10, 0);
+  o.layers = {"conv1.0"};
+  auto e3 = test::error_of([&] { features::FeatureExtractor bad(*native, o); });
+  EXPECT_NE(e3.find("has no nested children to tap"), std::string::npos) << e3;
 }
 
 TEST(TorchScript, ParametersReallyTrain) {

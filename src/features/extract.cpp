@@ -4,6 +4,7 @@
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
+#include <sstream>
 #include <iostream>
 
 #include "graft/core/check.h"
@@ -71,18 +72,44 @@ FeatureExtractor::FeatureExtractor(models::Backbone& model, ExtractOptions opts)
       source_.push_back(-1);
       continue;
     }
-    size_t idx = model_.layer_index(l);
-    auto it = std::find(taps_.begin(), taps_.end(), idx);
-    source_.push_back(static_cast<int>(it - taps_.begin()));
-    if (it == taps_.end()) taps_.push_back(idx);
+    const auto dot = l.find('.');
+    if (dot != std::string::npos && std::find(names.begin(), names.end(), l) == names.end()) {
+      source_.push_back(-2 - static_cast<int>(nested_.size()));
+      nested_.push_back(nested_tap(l));
+      continue;
+    }
+    source_.push_back(tap_slot(model_.layer_index(l)));
   }
   // The inference-optimised copy prepacks convolution weights for oneDNN in float32, which
-  // autocast cannot lower: reduced precision runs the model as loaded.
-  if (opts_.optimize && opts_.precision == Precision::kFp32 && !taps_.empty()) {
+  // autocast cannot lower: reduced precision runs the model as loaded. It also inlines nested
+  // children, which dotted taps need.
+  if (opts_.optimize && opts_.precision == Precision::kFp32 && nested_.empty() && !taps_.empty()) {
     std::vector<std::string> skipped;
     optimized_ = models::optimized_for_inference(model_, &skipped);
     for (const auto& s : skipped) std::cerr << "graft: warning: layer " << s << " runs without inference optimisation\n";
   }
+}
+
+int FeatureExtractor::tap_slot(size_t layer) {
+  auto it = std::find(taps_.begin(), taps_.end(), layer);
+  if (it == taps_.end()) taps_.push_back(layer);
+  return static_cast<int>(std::find(taps_.begin(), taps_.end(), layer) - taps_.begin());
+}
+
+FeatureExtractor::Nested FeatureExtractor::nested_tap(const std::string& name) {
+  Nested n;
+  std::vector<std::string> parts;
+  std::stringstream ss(name);
+  for (std::string p; std::getline(ss, p, '.');) {
+    GRAFT_CHECK(!p.empty(), "layer '", name, "': empty part in a dotted tap");
+    parts.push_back(p);
+  }
+  n.layer = model_.layer_index(parts[0]);
+  n.path.assign(parts.begin() + 1, parts.end());
+  model_.check_nested_tap(n.layer, n.path);
+  // The nested child needs its layer's input: the output of the layer before (or the input).
+  n.input_slot = n.layer == 0 ? -1 : tap_slot(n.layer - 1);
+  return n;
 }
 
 std::vector<at::Tensor> FeatureExtractor::pooled(const at::Tensor& x) {
@@ -95,8 +122,13 @@ std::vector<at::Tensor> FeatureExtractor::pooled(const at::Tensor& x) {
       acts = net().forward_taps(v, taps_);
     }
     for (size_t k = 0; k < opts_.layers.size(); ++k) {
-      const auto& a = source_[k] < 0 ? v : acts[static_cast<size_t>(source_[k])];
-      auto p = pool(a, source_[k] < 0 ? "flatten" : opts_.pool).to(at::kFloat);
+      at::Tensor a = source_[k] >= 0 ? acts[static_cast<size_t>(source_[k])] : v;
+      if (source_[k] <= -2) {
+        const auto& n = nested_[static_cast<size_t>(-2 - source_[k])];
+        AutocastGuard ac(opts_.precision, v.device().type());
+        a = net().forward_nested_tap(n.input_slot < 0 ? v : acts[static_cast<size_t>(n.input_slot)], n.layer, n.path);
+      }
+      auto p = pool(a, source_[k] == -1 ? "flatten" : opts_.pool).to(at::kFloat);
       sum[k] = sum[k].defined() ? sum[k] + p : p;
     }
   }

@@ -28,6 +28,17 @@ std::vector<at::Tensor> Backbone::forward_taps(const at::Tensor& x, const std::v
   return result;
 }
 
+void Backbone::check_nested_tap(size_t layer, const std::vector<std::string>& path) const {
+  GRAFT_FAIL("layer '", layer_names().at(layer), "' of this ", arch(), " model has no nested children to tap ('",
+             layer_names().at(layer), ".", path.empty() ? "" : path[0], "'); dotted taps reach inside the Sequential ",
+             "children of TorchScript models");
+}
+
+at::Tensor Backbone::forward_nested_tap(const at::Tensor&, size_t layer, const std::vector<std::string>& path) {
+  check_nested_tap(layer, path);
+  GRAFT_FAIL("internal: forward_nested_tap");
+}
+
 size_t Backbone::layer_index(const std::string& name) const {
   const auto& names = layer_names();
   auto it = std::find(names.begin(), names.end(), name);

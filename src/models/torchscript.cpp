@@ -62,12 +62,7 @@ class TorchScriptBackbone : public Backbone {
                 children_.size(), " layers");
     at::Tensor h = x;
     for (size_t i = begin; i < end; ++i) {
-      int64_t lin = linear_in_[i];
-      if (lin > 0 && h.dim() > 2) {
-        int64_t per = h.numel() / std::max<int64_t>(h.size(0), 1);
-        if (per == lin) h = h.flatten(1);
-        else if (h.size(1) == lin) h = h.mean({-2, -1}).flatten(1);
-      }
+      h = prepare_input(h, i);
       try {
         h = children_[i].forward({h}).toTensor();
       } catch (const std::exception& e) {
@@ -98,6 +93,27 @@ class TorchScriptBackbone : public Backbone {
   void to(c10::Device d) override { module_.to(d); }
   std::string layer_kind(size_t i) const override { return kinds_.at(i); }
 
+  void check_nested_tap(size_t layer, const std::vector<std::string>& path) const override {
+    nested_chain(children_.at(layer), names_.at(layer), path);
+  }
+
+  at::Tensor forward_nested_tap(const at::Tensor& x, size_t layer, const std::vector<std::string>& path) override {
+    auto steps = nested_chain(children_.at(layer), names_.at(layer), path);
+    at::Tensor h = prepare_input(x, layer);
+    // Each level: the children before the one on the path run whole, then descend into it;
+    // at the last level the named child runs too, and its output is the tap.
+    for (size_t d = 0; d < steps.size(); ++d) {
+      const auto& [chain, index] = steps[d];
+      size_t k = 0;
+      for (auto c : chain.named_children()) {
+        if (k == index && d + 1 < steps.size()) break;
+        h = c.value.forward({h}).toTensor();
+        if (k++ == index) break;
+      }
+    }
+    return h;
+  }
+
   /// An inference-only copy on the same device: each child cloned in eval mode, frozen
   /// (weights become graph constants) and passed through libtorch's inference passes
   /// (e.g. BatchNorm folded into the preceding convolution). Children that cannot be
@@ -126,6 +142,50 @@ class TorchScriptBackbone : public Backbone {
   int64_t linear_in(size_t i) const { return linear_in_.at(i); }
 
  private:
+  /// What torchvision's forward does before a child that starts with a Linear: flatten, or
+  /// average the spatial dimensions when the Linear expects the channel count.
+  at::Tensor prepare_input(at::Tensor h, size_t i) const {
+    const int64_t lin = linear_in_[i];
+    if (lin > 0 && h.dim() > 2) {
+      const int64_t per = h.numel() / std::max<int64_t>(h.size(0), 1);
+      if (per == lin) return h.flatten(1);
+      if (h.size(1) == lin) return h.mean({-2, -1}).flatten(1);
+    }
+    return h;
+  }
+
+  /// The chain at each level of `path` below `top` (named `name`) and the index of the
+  /// path's child in it. Throws naming the level when it is not a Sequential or lacks the child.
+  static std::vector<std::pair<torch::jit::Module, size_t>> nested_chain(const torch::jit::Module& top,
+                                                                        const std::string& name,
+                                                                        const std::vector<std::string>& path) {
+    std::vector<std::pair<torch::jit::Module, size_t>> steps;
+    torch::jit::Module cur = top;
+    std::string where = name;
+    for (const auto& part : path) {
+      auto t = cur.type()->name();
+      const std::string kind = t ? t->name() : "Module";
+      GRAFT_CHECK(kind == "Sequential", "cannot tap '", where, ".", part, "': '", where, "' is a ", kind,
+                  ", not a Sequential, so its children do not run in order; tap '", where, "' itself");
+      size_t k = 0;
+      bool found = false;
+      std::string names;
+      for (const auto& c : cur.named_children()) {
+        names += (names.empty() ? "" : ", ") + c.name;
+        if (c.name == part) {
+          steps.emplace_back(cur, k);
+          cur = c.value;
+          found = true;
+          break;
+        }
+        ++k;
+      }
+      GRAFT_CHECK(found, "'", where, "' has no child '", part, "'; its children are ", names);
+      where += "." + part;
+    }
+    return steps;
+  }
+
   torch::jit::Module module_;
   std::string path_, extra_;
   std::vector<std::string> names_, kinds_;

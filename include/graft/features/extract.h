@@ -68,8 +68,18 @@ class FeatureExtractor {
   models::Backbone& model_;
   models::BackbonePtr optimized_;
   ExtractOptions opts_;
+  /// A dotted tap ("features.3"): a child of nested chains below a layer.
+  struct Nested {
+    size_t layer = 0;
+    std::vector<std::string> path;
+    int input_slot = -1;  ///< index into taps_ of the layer before, or -1: the model input
+  };
+  int tap_slot(size_t layer);
+  Nested nested_tap(const std::string& name);
   std::vector<size_t> taps_;   ///< model layer indices to run
-  std::vector<int> source_;    ///< for each requested layer: index into taps_, or -1 for "input"
+  std::vector<Nested> nested_;
+  /// For each requested layer: index into taps_, -1 for "input", -2 - k for nested_[k].
+  std::vector<int> source_;
 };
 
 /// The test-time views of a batch: the batch itself for "none", else 2, 5 or 10 views.

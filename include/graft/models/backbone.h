@@ -43,6 +43,13 @@ class Backbone {
   virtual void to(c10::Device device) = 0;
   /// Short description of a layer's type for `graft layers`.
   virtual std::string layer_kind(size_t i) const = 0;
+  /// Dotted taps ("features.3", "features.3.conv"): checks that `path` names children of
+  /// nested chains below layer `layer` (each level a Sequential whose forward runs its
+  /// children in order). Throws graft::Error naming the level and its children otherwise;
+  /// the default (models without nested chains) always throws.
+  virtual void check_nested_tap(size_t layer, const std::vector<std::string>& path) const;
+  /// The output of the nested child at `path` below layer `layer`, given that layer's input.
+  virtual at::Tensor forward_nested_tap(const at::Tensor& layer_input, size_t layer, const std::vector<std::string>& path);
 
   size_t num_layers() const { return layer_names().size(); }
   /// Runs every layer. Shape: x (N,*input_shape) -> (N, num_classes) for classifiers.
