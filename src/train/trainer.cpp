@@ -21,12 +21,12 @@
 
 #include "graft/analysis/plot.h"
 #include "graft/core/check.h"
+#include "graft/core/files.h"
 #include "graft/core/precision.h"
 #include "graft/core/runtime.h"
 #include "graft/data/loader.h"
 #include "graft/data/model_input.h"
 #include "graft/dist/data_parallel.h"
-#include "graft/core/files.h"
 #include "graft/io/run_dir.h"
 #include "graft/train/divergence.h"
 #include "graft/models/zoo.h"
@@ -224,10 +224,10 @@ struct Trainer::Run {
   dist::Context* dp = nullptr;
   std::unique_ptr<dist::GradientAverager> avg;
   std::vector<at::Tensor> avg_params;  ///< what avg averages (rebuilt when unfreezing changes it)
-  double comm_s = 0;
+  double comm_s = 0;  ///< this epoch's seconds in the gradient allreduce (waiting for it, on this rank)
   Precision prec = Precision::kFp32;
   double loss_scale = 65536;  ///< fp16 only: the dynamic loss scale, and steps since it last changed
-  int64_t good_steps = 0;  ///< this epoch's seconds in the gradient allreduce (waiting for it, on this rank)
+  int64_t good_steps = 0;
   std::unique_ptr<data::Loader> loader, paired;
   int64_t paired_expected = -1;
   int64_t steps_per_epoch = 0, total_steps = 0;
