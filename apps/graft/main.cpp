@@ -101,17 +101,25 @@ std::string out_of(const std::vector<std::string>& args) {
   return "";
 }
 
-/// After a failed run: removes the --out folder (or file) that this run created, unless it
-/// holds a checkpoint to resume from, so that a failure leaves no half-written output.
-/// Never touches what existed before the run; in a data-parallel run only rank 0 does it.
-void remove_failed_output(const std::string& out, bool existed) {
+/// What a run writes for --out: the folder or file itself and, for a file, the run record
+/// beside it (FILE.command.txt, FILE.graft.toml).
+std::vector<std::string> outputs_of(const std::string& out) {
+  if (out.empty()) return {};
+  return {out, out + ".command.txt", out + ".graft.toml"};
+}
+
+/// After a failed run: removes the outputs that this run created, unless the folder holds a
+/// checkpoint to resume from, so that a failure leaves no half-written output. Never touches
+/// what existed before the run; in a data-parallel run only rank 0 does it.
+void remove_failed_outputs(const std::vector<std::string>& created) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  if (out.empty() || existed || !fs::exists(out, ec) || !graft::dist::is_main_process()) return;
-  if (fs::is_directory(out, ec))
-    for (auto it = fs::recursive_directory_iterator(out, ec); !ec && it != fs::recursive_directory_iterator(); ++it)
+  if (created.empty() || !graft::dist::is_main_process()) return;
+  if (fs::is_directory(created[0], ec))
+    for (auto it = fs::recursive_directory_iterator(created[0], ec); !ec && it != fs::recursive_directory_iterator();
+         ++it)
       if (it->path().extension() == ".ckpt") return;  // resumable state: keep it
-  fs::remove_all(out, ec);
+  for (const auto& p : created) fs::remove_all(p, ec);
 }
 
 }  // namespace
@@ -171,11 +179,13 @@ int main(int argc, char** argv) {
   register_commands(app);
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.size() == 2 && args[0] == "--generate") return generate(app, args[1]);
-  const std::string out = out_of(args);
-  std::error_code ec;
-  const bool out_existed = !out.empty() && std::filesystem::exists(out, ec);
+  std::vector<std::string> fresh;  // outputs that do not exist yet
+  for (const auto& p : outputs_of(out_of(args))) {
+    std::error_code ec;
+    if (!std::filesystem::exists(p, ec)) fresh.push_back(p);
+  }
   const int code = run(app, args);
-  if (code == kExitRunFailed) remove_failed_output(out, out_existed);
+  if (code == kExitRunFailed && !fresh.empty() && fresh[0] == out_of(args)) remove_failed_outputs(fresh);
   return code;
 }
 
