@@ -42,6 +42,10 @@ def main():
     rows = {}
     for m in METHODS:
         runs = sorted(glob.glob(os.path.join(out, m, "seed-*", "metrics.jsonl")))
+        unfinished = [f for f in runs if not os.path.exists(os.path.join(os.path.dirname(f), "result.json"))]
+        if unfinished:  # a run still going (or killed): its epochs so far would pass for a result
+            print(f"(not counted, no result.json yet: {', '.join(os.path.dirname(f) for f in unfinished)})")
+            runs = [f for f in runs if f not in unfinished]
         if not runs:
             continue
         per = {c: [] for c, _ in CRITERIA}
