@@ -81,15 +81,6 @@ void apply_common(const Common& c) {
   parse_device(c.device);
 }
 
-std::string format_duration(double seconds) {
-  const auto t = static_cast<int64_t>(std::llround(std::max(seconds, 0.0)));
-  std::ostringstream o;
-  if (t < 60) o << t << " s";
-  else if (t < 3600) o << t / 60 << " min " << std::setw(2) << std::setfill('0') << t % 60 << " s";
-  else o << t / 3600 << " h " << std::setw(2) << std::setfill('0') << (t % 3600) / 60 << " min";
-  return o.str();
-}
-
 Progress::Progress(std::string label, bool quiet, double every_s)
     : label_(std::move(label)), quiet_(quiet), every_s_(every_s) {}
 

@@ -41,8 +41,6 @@ void refuse_data_parallel(const std::string& verb, const std::string& why);
 using models::open_model;
 using models::OpenedModel;
 
-/// "42 s", "3 min 05 s", "1 h 02 min".
-std::string format_duration(double seconds);
 
 /// Progress lines with an ETA on stderr for long loops of known length: at most one line
 /// every `every_s` seconds (and the last one), silent when quiet.

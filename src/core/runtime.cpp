@@ -1,5 +1,13 @@
 #include "graft/core/runtime.h"
 
+#include <algorithm>
+
+#include <cmath>
+
+#include <sstream>
+
+#include <iomanip>
+
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
@@ -86,6 +94,15 @@ void set_threads(int n) {
 
 void seed_everything(uint64_t seed) {
   at::manual_seed(seed);  // seeds CPU and, where built in, CUDA generators
+}
+
+std::string format_duration(double seconds) {
+  const auto t = static_cast<int64_t>(std::llround(std::max(seconds, 0.0)));
+  std::ostringstream o;
+  if (t < 60) o << t << " s";
+  else if (t < 3600) o << t / 60 << " min " << std::setw(2) << std::setfill('0') << t % 60 << " s";
+  else o << t / 3600 << " h " << std::setw(2) << std::setfill('0') << (t % 3600) / 60 << " min";
+  return o.str();
 }
 
 }  // namespace graft

@@ -15,6 +15,7 @@
 #include "graft/analysis/plot.h"
 #include "graft/analysis/report.h"
 #include "graft/core/check.h"
+#include "graft/core/runtime.h"
 #include "graft/core/stats.h"
 #include "graft/features/extract.h"
 #include "graft/io/checkpoint.h"
@@ -50,16 +51,6 @@ std::string differences(const nlohmann::json& a, const nlohmann::json& b) {
     if (va != vb) out += (out.empty() ? "" : "; ") + k + ": " + vb + " in the folder, " + va + " now";
   }
   return out;
-}
-
-/// "42 s", "3 min 05 s", "1 h 02 min".
-std::string format_duration(double s) {
-  const auto t = static_cast<int64_t>(std::llround(std::max(s, 0.0)));
-  std::ostringstream o;
-  if (t < 60) o << t << " s";
-  else if (t < 3600) o << t / 60 << " min " << std::setw(2) << std::setfill('0') << t % 60 << " s";
-  else o << t / 3600 << " h " << std::setw(2) << std::setfill('0') << (t % 3600) / 60 << " min";
-  return o.str();
 }
 
 std::string join_ids(const std::vector<int64_t>& v) {

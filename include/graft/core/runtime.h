@@ -43,4 +43,7 @@ void set_threads(int n);
 /// Seeds libtorch's default generators (CPU and, when present, CUDA).
 void seed_everything(uint64_t seed);
 
+/// A duration for progress lines: "42 s", "3 min 05 s", "1 h 02 min".
+std::string format_duration(double seconds);
+
 }  // namespace graft
