@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <csignal>
 #include <cstdlib>
 #include <mutex>
 #include <thread>
@@ -234,6 +235,11 @@ Context::Context(Env env, ContextOptions opts) : env_(std::move(env)), opts_(std
               "distributed heartbeat timeout (", opts_.heartbeat_timeout_s, " s) must be at least twice the period (",
               opts_.heartbeat_s, " s)");
   const ms timeout(static_cast<int64_t>(opts_.timeout_s * 1000));
+  // A peer that dies leaves its sockets closed; the next write to one of them (the store or
+  // a Gloo pair, neither sends with MSG_NOSIGNAL everywhere) would kill this rank with SIGPIPE
+  // before it could name the peer. Ignored, the write fails with EPIPE and the failure is
+  // reported like any other (Python ignores SIGPIPE for the same reason).
+  ::signal(SIGPIPE, SIG_IGN);
   quiet_c10d_log();
   if (!opts_.file_store.empty()) {
     try {
