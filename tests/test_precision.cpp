@@ -8,6 +8,9 @@
 #include <torch/torch.h>
 
 #include "graft/core/precision.h"
+#include "graft/core/runtime.h"
+#include "graft/io/checkpoint.h"
+#include "graft/train/trainer.h"
 #include "graft/features/extract.h"
 #include "graft/models/zoo.h"
 #include "test_util.h"
@@ -120,6 +123,74 @@ TEST_P(OnDevice, TrainsAndItsCheckpointsMoveBetweenDevices) {
   auto res = cli(base + "--epochs 2 --device cpu --resume --out " + (d / "moved"));
   EXPECT_EQ(res.code, 0) << res.out;
   EXPECT_TRUE(std::filesystem::exists(d / "moved/model.ckpt"));
+}
+
+// --- fast defaults and channels-last (issue 17) ---------------------------------------------
+
+TEST(Defaults, BatchSizeAndLoaderThreadsFollowTheInputSizeAndTheCores) {
+  EXPECT_EQ(default_batch_size(28 * 28, 64), 64);  // digits keep the historical defaults
+  EXPECT_EQ(default_batch_size(3 * 28 * 28, 128), 128);
+  EXPECT_EQ(default_batch_size(3 * 128 * 128, 64), 64);
+  EXPECT_EQ(default_batch_size(3 * 224 * 224, 64), 32);
+  EXPECT_EQ(default_batch_size(3 * 224 * 224, 256), 32);
+  EXPECT_EQ(default_batch_size(3 * 299 * 299, 64), 16);
+  EXPECT_EQ(default_batch_size(3 * 4096 * 4096, 64), 8);  // never below 8
+  EXPECT_GE(default_workers(), 1);
+  EXPECT_LE(default_workers(), 8);
+  // The Trainer resolves 0 / -1 from the model's input size and records the result.
+  train::TrainConfig c;
+  c.batch_size = 0, c.workers = -1, c.out_dir = "unused";
+  io::ModelMeta photos{"mlp:8", {3, 224, 224}, {"a", "b"}, "", {}};
+  EXPECT_EQ(train::Trainer(models::create_model("mlp:8", {3, 224, 224}, 2), photos, c).config().batch_size, 32);
+  io::ModelMeta digits{"mlp:8", {1, 28, 28}, {"a", "b"}, "", {}};
+  train::Trainer t(models::create_model("mlp:8", {1, 28, 28}, 2), digits, c);
+  EXPECT_EQ(t.config().batch_size, 64);
+  EXPECT_EQ(t.config().workers, default_workers());
+}
+
+TEST(ChannelsLast, TrainingInNhwcMatchesNchwAndIsRecorded) {
+  TempDir d;
+  write_toy_idx(d / "x", d / "y", 96, 4);
+  const std::string base = "train --model resnet8 --data idx:" + (d / "x") + "," + (d / "y") +
+                           " --epochs 1 --batch-size 32 --quiet --workers 1 --threads 1 --seed 2 --out ";
+  auto on = cli(base + (d / "on") + " --channels-last on");
+  auto off = cli(base + (d / "off") + " --channels-last off");
+  ASSERT_EQ(on.code, 0) << on.out;
+  ASSERT_EQ(off.code, 0) << off.out;
+  std::ifstream in(d / "on/config.json");
+  EXPECT_EQ(nlohmann::json::parse(in)["train"]["channels_last"], "on");
+  auto a = io::load_checkpoint(d / "on/model.ckpt"), b = io::load_checkpoint(d / "off/model.ckpt");
+  auto pa = a.model->named_parameters(), pb = b.model->named_parameters();
+  ASSERT_EQ(pa.size(), pb.size());
+  bool any_conv = false;
+  for (size_t i = 0; i < pa.size(); ++i) {
+    any_conv = any_conv || pa[i].second.dim() == 4;
+    EXPECT_TRUE(at::allclose(pa[i].second, pb[i].second, 1e-3, 1e-4)) << pa[i].first;
+  }
+  EXPECT_TRUE(any_conv);
+  auto bad = cli(base + (d / "bad") + " --channels-last maybe");
+  EXPECT_EQ(bad.code, 2) << bad.out;
+  EXPECT_NE(bad.out.find("--channels-last"), std::string::npos) << bad.out;
+}
+
+TEST(ChannelsLast, Bf16ExtractionRunsTheModelInNhwc) {
+  torch::manual_seed(0);
+  auto model = models::create_model("dann_mnist", {3, 28, 28}, 10, 1);
+  model->train(false);
+  auto x = torch::rand({8, 3, 28, 28});
+  features::ExtractOptions o;
+  o.layers = {"flatten"};
+  o.precision = Precision::kBf16;
+  o.channels_last = "off";
+  features::FeatureExtractor plain(*model, o);
+  auto a = plain.concatenated(x);
+  o.channels_last = "auto";  // bf16 on the CPU: channels-last
+  features::FeatureExtractor nhwc(*model, o);
+  bool converted = false;
+  for (const auto& [name, p] : model->named_parameters())
+    if (p.dim() == 4) converted = p.is_contiguous(at::MemoryFormat::ChannelsLast) && !p.is_contiguous();
+  EXPECT_TRUE(converted) << "the convolution weights were not put in channels-last format";
+  EXPECT_GT(at::cosine_similarity(a, nhwc.concatenated(x), 1).min().item<double>(), 0.999);
 }
 
 INSTANTIATE_TEST_SUITE_P(Devices, OnDevice, ::testing::Values("cpu", "cuda"));

@@ -111,6 +111,7 @@ void run(AdaptOpts& o) {
   check_method_options(o, info);
   o.cfg.device = o.common.device;
   o.cfg.precision = o.common.precision;
+  o.cfg.channels_last = o.common.channels_last;
   o.cfg.out_dir = o.out;
   if (o.trade_offs.empty()) o.trade_offs = {info.default_trade_off};
   for (double v : o.trade_offs) {

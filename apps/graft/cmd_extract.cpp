@@ -27,8 +27,8 @@ void add_extract(CLI::App& app) {
   sub->add_option("--pool", o->ex.pool, "flatten, avg, max or spp")->capture_default_str();
   sub->add_option("--norm", o->ex.norm, "none, l2 or power (signed sqrt + l2)")->capture_default_str();
   sub->add_option("--tta", o->ex.tta, "none, flip, crops (centre + 4 corners) or crops+flip: features averaged over the views")->capture_default_str();
-  sub->add_option("--batch-size", o->ex.batch_size, "examples per batch")->capture_default_str();
-  sub->add_option("--workers", o->ex.workers, "loader threads")->capture_default_str();
+  sub->add_option("--batch-size", o->ex.batch_size, "examples per batch (0: from the input size, 128 for digits down to 32 for 224x224 photos)")->capture_default_str();
+  sub->add_option("--workers", o->ex.workers, "loader threads (-1: a quarter of the cores, at least 1)")->capture_default_str();
   sub->add_option("--channels", o->channels, "input channels for zoo/TorchScript models (default: the data's)");
   sub->add_option("--preprocess", o->preprocess, "transforms for zoo/TorchScript models (checkpoints carry their own)")
       ->capture_default_str();
@@ -41,6 +41,7 @@ void add_extract(CLI::App& app) {
     auto m = open_model(o->model, d->input_shape(), d->class_names(), o->channels, o->preprocess, 0);
     m.model->to(parse_device(o->common.device));
     o->ex.precision = precision_of(o->common);
+    o->ex.channels_last = o->common.channels_last;
     std::string labels = o->labels_out;
     if (labels.empty()) {
       labels = o->out;

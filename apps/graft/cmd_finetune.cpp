@@ -26,6 +26,7 @@ void add_finetune(CLI::App& app) {
   };
   auto o = std::make_shared<Opts>();
   o->cfg.patience = 5;
+  o->cfg.batch_size = 0, o->cfg.workers = -1;  // from the input size and the cores (issue 17)
   o->cfg.lr = 0.001;
   o->cfg.optimizer = "adam";
   auto* sub = app.add_subcommand("finetune", "Fine-tune a pretrained model on a target task: new head, layer "
@@ -68,6 +69,7 @@ void add_finetune(CLI::App& app) {
     apply_common(o->common);
     o->cfg.device = o->common.device;
     o->cfg.precision = o->common.precision;
+    o->cfg.channels_last = o->common.channels_last;
     o->cfg.quiet = o->common.quiet;
     auto train_set = data::open_dataset(o->data);
     GRAFT_CHECK(train_set->num_classes() >= 2, "--data '", o->data, "' has ", train_set->num_classes(),

@@ -48,6 +48,7 @@ void add_pretrain(CLI::App& app) {
     apply_common(o->common);
     o->cfg.device = o->common.device;
     o->cfg.precision = o->common.precision;
+    o->cfg.channels_last = o->common.channels_last;
     o->cfg.quiet = o->common.quiet;
     check_choice("task", o->task, {"rotation", "exemplar"});
     o->cfg.validate();

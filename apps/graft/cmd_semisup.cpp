@@ -60,6 +60,7 @@ void add_semisup(CLI::App& app) {
     apply_common(o->common);
     o->cfg.device = o->common.device;
     o->cfg.precision = o->common.precision;
+    o->cfg.channels_last = o->common.channels_last;
     o->cfg.quiet = o->common.quiet;
     o->cfg.validate();
     o->s.validate();

@@ -57,6 +57,7 @@ void add_study_transferability(CLI::App& study) {
     apply_common(o->common);
     o->s.train.device = o->common.device;
     o->s.train.precision = o->common.precision;
+    o->s.train.channels_last = o->common.channels_last;
     const auto slash = o->split.find('/');
     GRAFT_CHECK(slash != std::string::npos, "--split '", o->split, "' must be two class lists A/B, e.g. 0-4/5-9");
     const auto a = o->split.substr(0, slash), b = o->split.substr(slash + 1);
@@ -113,7 +114,7 @@ void add_study_layers(CLI::App& study) {
   sub->add_option("--pool", o->t.features.pool, "flatten, avg, max or spp")->capture_default_str();
   sub->add_option("--loss", o->t.classifier.loss, "squared_hinge, hinge or logistic")->capture_default_str();
   sub->add_option("--C", o->t.classifier.C, "regularisation (0: cross-validate)")->capture_default_str();
-  sub->add_option("--workers", o->t.features.workers, "loader threads")->capture_default_str();
+  sub->add_option("--workers", o->t.features.workers, "loader threads (-1: a quarter of the cores, at least 1)")->capture_default_str();
   sub->add_option("--channels", o->channels, "input channels for zoo/TorchScript models (default: the data's)");
   sub->add_option("--preprocess", o->preprocess, "transforms for zoo/TorchScript models")->capture_default_str();
   sub->add_option("--out", o->out, "folder for results.json, table.md, layers.svg and report.html")->required();
@@ -126,6 +127,7 @@ void add_study_layers(CLI::App& study) {
     auto m = open_model(o->model, train->input_shape(), train->class_names(), o->channels, o->preprocess, 0);
     m.model->to(parse_device(o->common.device));
     o->t.features.precision = precision_of(o->common);
+    o->t.features.channels_last = o->common.channels_last;
     auto& layers = o->t.features.layers;
     for (auto& l : split_names(o->layers)) layers.push_back(l);
     if (layers.empty()) {

@@ -11,7 +11,10 @@ namespace graft::cli {
 /// Registers the options of train::TrainConfig on a subcommand (shared with later trainers).
 void add_train_config(CLI::App& sub, train::TrainConfig& c) {
   sub.add_option("--epochs", c.epochs, "passes over the training set")->capture_default_str();
-  sub.add_option("--batch-size", c.batch_size, "examples per step")->capture_default_str();
+  sub.add_option("--batch-size", c.batch_size,
+                 c.batch_size == 0 ? "examples per step (0: from the input size: 64 up to about 128x128 RGB, 32 for "
+                                     "224x224 photos, 16 for 299x299)"
+                                   : "examples per step")->capture_default_str();
   sub.add_option("--optimizer", c.optimizer, "sgd, adam or adamw")->capture_default_str();
   sub.add_option("--lr", c.lr, "base learning rate")->capture_default_str();
   sub.add_option("--momentum", c.momentum, "SGD momentum")->capture_default_str();
@@ -25,8 +28,10 @@ void add_train_config(CLI::App& sub, train::TrainConfig& c) {
   sub.add_option("--seed", c.seed, "seed of initialisation, data order and augmentation")
       ->capture_default_str()
       ->check(seed_check());
-  sub.add_option("--workers", c.workers, "loader threads that decode and augment (in-memory data with fixed "
-                                        "transforms is batched in the training thread)")->capture_default_str();
+  sub.add_option("--workers", c.workers,
+                 str("loader threads that decode and augment (", c.workers == -1 ? "-1: a quarter of the cores, at least "
+                     "1; " : "", "in-memory data with fixed transforms is batched in the training thread)"))
+      ->capture_default_str();
   sub.add_option("--augment", c.augment, "random transforms, e.g. random-crop=28:2,hflip");
   sub.add_option("--out", c.out_dir, "output folder: checkpoints, metrics.jsonl, result.json")->required();
   sub.add_flag("--resume", c.resume, "continue from OUT/checkpoint.ckpt if present");
@@ -48,6 +53,7 @@ void add_train(CLI::App& app) {
     int channels = 0;
   };
   auto o = std::make_shared<Opts>();
+  o->cfg.batch_size = 0, o->cfg.workers = -1;  // from the input size and the cores (issue 17)
   auto* sub = app.add_subcommand("train", "Train a classifier from scratch (a source model)");
   sub->add_option("--model", o->model, "zoo name (dann_mnist, dann_svhn, resnet8, resnet20, mlp[:H,..]), "
                                        "TorchScript .pt or graft checkpoint")->required();
@@ -63,6 +69,7 @@ void add_train(CLI::App& app) {
     apply_common(o->common);
     o->cfg.device = o->common.device;
     o->cfg.precision = o->common.precision;
+    o->cfg.channels_last = o->common.channels_last;
     o->cfg.quiet = o->common.quiet;
     o->cfg.validate();
     auto train_set = data::open_dataset(o->data);
@@ -71,11 +78,11 @@ void add_train(CLI::App& app) {
     auto m = open_model(o->model, train_set->input_shape(), train_set->class_names(), o->channels, o->preprocess,
                         o->cfg.seed);
     record_run(*sub, o->cfg.out_dir + "/");
+    train::Trainer trainer(m.model, m.meta, o->cfg);
     std::cerr << "graft train: " << m.meta.arch << " on " << train_set->describe() << ", "
               << m.model->num_params() << " parameters, " << o->cfg.optimizer << " lr " << o->cfg.lr << ", "
-              << o->cfg.epochs << " epochs, batch " << o->cfg.batch_size << ", seed " << o->cfg.seed << " -> "
-              << o->cfg.out_dir << "\n";
-    train::Trainer trainer(m.model, m.meta, o->cfg);
+              << o->cfg.epochs << " epochs, batch " << trainer.config().batch_size << ", seed " << o->cfg.seed
+              << " -> " << o->cfg.out_dir << "\n";
     auto r = trainer.fit(train_set, val_set, test_set);
     std::cout << "model saved to " << r.model_path << "\n";
     if (!r.torchscript_path.empty()) std::cout << "TorchScript saved to " << r.torchscript_path << "\n";

@@ -40,8 +40,8 @@ void add_transfer(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--C-grid", o->t.classifier.C_grid, "values of C tried by cross-validation")->delimiter(',');
   sub->add_option("--folds", o->t.classifier.folds, "cross-validation folds")->capture_default_str();
-  sub->add_option("--batch-size", o->t.features.batch_size, "examples per forward pass")->capture_default_str();
-  sub->add_option("--workers", o->t.features.workers, "loader threads")->capture_default_str();
+  sub->add_option("--batch-size", o->t.features.batch_size, "examples per forward pass (0: from the input size, 128 for digits down to 32 for 224x224 photos)")->capture_default_str();
+  sub->add_option("--workers", o->t.features.workers, "loader threads (-1: a quarter of the cores, at least 1)")->capture_default_str();
   sub->add_option("--channels", o->channels, "input channels for zoo/TorchScript models (default: the data's)");
   sub->add_option("--preprocess", o->preprocess, "transforms for zoo/TorchScript models (checkpoints carry their own)")
       ->capture_default_str();
@@ -58,6 +58,7 @@ void add_transfer(CLI::App& app) {
     auto m = open_model(o->model, train->input_shape(), train->class_names(), o->channels, o->preprocess, 0);
     m.model->to(parse_device(o->common.device));
     o->t.features.precision = precision_of(o->common);
+    o->t.features.channels_last = o->common.channels_last;
     auto& layers = o->t.features.layers;
     for (auto& l : split_names(o->layers)) layers.push_back(l);
     if (layers.empty()) {

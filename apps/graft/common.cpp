@@ -34,6 +34,10 @@ void add_common(CLI::App& app, Common& c) {
   app.add_option("--tf32", c.tf32, "CUDA float32 matrix products and convolutions in TF32: default (PyTorch's: "
                                    "convolutions yes, matrix products no), on or off (strict float32); no effect on CPUs")
       ->capture_default_str();
+  app.add_option("--channels-last", c.channels_last,
+                 "convolutional models in channels-last (NHWC) memory format: auto (on the CPU when training, and "
+                 "when extracting in bf16; float32 extraction runs an optimised copy instead), on or off")
+      ->capture_default_str();
   app.add_option("--max-pixels", c.max_pixels,
                  "refuse image files above this many pixels (width x height), read from their header before "
                  "decoding (default 67108864 = 64 Mpx)");
@@ -68,6 +72,7 @@ void apply_common(const Common& c) {
   warn_if_reference_blas();
   set_threads(c.threads);
   check_choice("tf32", c.tf32, {"default", "on", "off"});
+  check_choice("channels-last", c.channels_last, {"auto", "on", "off"});
   if (c.tf32 != "default") {
     at::globalContext().setAllowTF32CuBLAS(c.tf32 == "on");
     at::globalContext().setAllowTF32CuDNN(c.tf32 == "on");

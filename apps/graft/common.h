@@ -24,6 +24,7 @@ struct Common {
   int64_t max_pixels = 0;  ///< 0: data::kDefaultMaxPixels
   std::string precision = "fp32";
   std::string tf32 = "default";
+  std::string channels_last = "auto";
 };
 /// Adds --device, --threads and --quiet (the last only when the command has none yet).
 void add_common(CLI::App& app, Common& c);

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "graft/core/check.h"
+#include "graft/core/runtime.h"
 #include "graft/data/loader.h"
 
 namespace graft::analysis {
@@ -85,7 +86,11 @@ ClassificationReport evaluate(models::Backbone& model, const data::DatasetPtr& d
   c10::NoGradGuard ng;
   bool was = model.is_training();
   model.train(false);
-  data::Loader loader(dataset, pipeline, data::LoaderOptions().batch_size_(opts.batch_size).shuffle_(false).workers_(opts.workers));
+  int64_t values = 1;
+  for (auto d : dataset->input_shape()) values *= std::max<int64_t>(d, 1);
+  const int64_t batch = opts.batch_size > 0 ? opts.batch_size : default_batch_size(values, 256);
+  const int workers = opts.workers >= 0 ? opts.workers : default_workers();
+  data::Loader loader(dataset, pipeline, data::LoaderOptions().batch_size_(batch).shuffle_(false).workers_(workers));
   loader.start_epoch(0);
   std::vector<at::Tensor> preds, truths;
   double loss_sum = 0;

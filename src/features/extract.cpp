@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "graft/core/check.h"
+#include "graft/core/runtime.h"
 #include "graft/data/loader.h"
 #include "graft/data/model_input.h"
 #include "graft/core/files.h"
@@ -42,8 +43,10 @@ void ExtractOptions::validate() const {
   check_choice("pool", pool, {"flatten", "avg", "max", "spp"});
   check_choice("norm", norm, {"none", "l2", "power"});
   check_choice("tta", tta, {"none", "flip", "crops", "crops+flip"});
-  GRAFT_CHECK(batch_size >= 1 && batch_size <= 65536, "--batch-size must be in [1, 65536], got ", batch_size);
-  GRAFT_CHECK(workers >= 0 && workers <= 256, "--workers must be in [0, 256], got ", workers);
+  check_choice("channels-last", channels_last, {"auto", "on", "off"});
+  GRAFT_CHECK(batch_size >= 0 && batch_size <= 65536, "--batch-size must be in [1, 65536] (0: from the input size), got ",
+              batch_size);
+  GRAFT_CHECK(workers >= -1 && workers <= 256, "--workers must be in [0, 256] (-1: from the cores), got ", workers);
 }
 
 std::vector<at::Tensor> tta_views(const at::Tensor& x, const std::string& tta) {
@@ -83,7 +86,12 @@ FeatureExtractor::FeatureExtractor(models::Backbone& model, ExtractOptions opts)
   // The inference-optimised copy prepacks convolution weights for oneDNN in float32, which
   // autocast cannot lower: reduced precision runs the model as loaded. It also inlines nested
   // children, which dotted taps need.
-  if (opts_.optimize && opts_.precision == Precision::kFp32 && nested_.empty() && !taps_.empty()) {
+  // float32 runs the optimised copy (faster than channels-last eager: 0.32 against 0.37 s per
+  // batch of 32 for ResNet-18 here); under auto, channels-last serves reduced precision.
+  const bool auto_on = opts_.channels_last != "auto" || opts_.precision != Precision::kFp32;
+  channels_last_ = auto_on && models::use_channels_last(opts_.channels_last, model_, model_.device());
+  if (channels_last_) models::to_channels_last(model_);  // layouts change, values do not
+  if (opts_.optimize && opts_.precision == Precision::kFp32 && !channels_last_ && nested_.empty() && !taps_.empty()) {
     std::vector<std::string> skipped;
     optimized_ = models::optimized_for_inference(model_, &skipped);
     for (const auto& s : skipped) std::cerr << "graft: warning: layer " << s << " runs without inference optimisation\n";
@@ -115,6 +123,8 @@ FeatureExtractor::Nested FeatureExtractor::nested_tap(const std::string& name) {
 std::vector<at::Tensor> FeatureExtractor::pooled(const at::Tensor& x) {
   std::vector<at::Tensor> sum(opts_.layers.size());
   auto views = tta_views(x, opts_.tta);
+  if (channels_last_)
+    for (auto& v : views) v = models::channels_last_input(v);
   for (const auto& v : views) {
     std::vector<at::Tensor> acts;
     if (!taps_.empty()) {
@@ -164,8 +174,12 @@ at::Tensor FeatureExtractor::concatenated(const at::Tensor& x, std::vector<int64
 namespace {
 /// The dataset in its own order, batched and preprocessed for the model.
 data::Loader in_order(const io::ModelMeta& meta, const data::DatasetPtr& dataset, const ExtractOptions& opts) {
-  return data::Loader(dataset, data::model_input_pipeline(meta, dataset->input_shape()),
-                      data::LoaderOptions().batch_size_(opts.batch_size).shuffle_(false).workers_(opts.workers));
+  auto pipe = data::model_input_pipeline(meta, dataset->input_shape());
+  int64_t values = 1;
+  for (auto d : meta.input_shape) values *= d;
+  const int64_t batch = opts.batch_size > 0 ? opts.batch_size : default_batch_size(values, 128);
+  const int workers = opts.workers >= 0 ? opts.workers : default_workers();
+  return data::Loader(dataset, pipe, data::LoaderOptions().batch_size_(batch).shuffle_(false).workers_(workers));
 }
 }  // namespace
 

@@ -105,4 +105,24 @@ c10::Device Backbone::device() const {
 
 std::string layer_of_param(const std::string& n) { return n.substr(0, n.find('.')); }
 
+bool use_channels_last(const std::string& choice, const Backbone& model, c10::Device device) {
+  check_choice("channels-last", choice, {"auto", "on", "off"});
+  if (choice == "off") return false;
+  bool conv = false;
+  for (const auto& [name, p] : model.named_parameters()) conv = conv || p.dim() == 4;
+  return conv && (choice == "on" || device.is_cpu());
+}
+
+void to_channels_last(Backbone& model) {
+  c10::NoGradGuard ng;
+  for (const auto& list : {model.named_parameters(), model.named_buffers()})
+    for (const auto& [name, t] : list)
+      if (t.dim() == 4 && !t.is_contiguous(at::MemoryFormat::ChannelsLast))
+        const_cast<at::Tensor&>(t).set_data(t.contiguous(at::MemoryFormat::ChannelsLast));
+}
+
+at::Tensor channels_last_input(const at::Tensor& x) {
+  return x.dim() == 4 ? x.contiguous(at::MemoryFormat::ChannelsLast) : x;
+}
+
 }  // namespace graft::models

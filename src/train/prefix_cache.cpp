@@ -33,7 +33,7 @@ void PrefixCache::build(models::Backbone& model, size_t prefix, const data::Data
       }
     }
     GRAFT_CHECK(b->index[0].item<int64_t>() == row, "activation cache: examples arrived out of order");
-    auto hf = h.to(at::kFloat);
+    auto hf = h.to(at::kFloat).contiguous();  // rows are written as bytes: NCHW order, whatever the model's layout
     if (on_disk_) file.write(static_cast<const char*>(hf.data_ptr()), hf.numel() * 4);
     else mem_.narrow(0, row, hf.size(0)).copy_(hf);
     labels_.narrow(0, row, hf.size(0)).copy_(b->label);

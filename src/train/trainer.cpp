@@ -112,8 +112,10 @@ class FunctionTerm : public Term {
 
 void TrainConfig::validate() const {
   GRAFT_CHECK(epochs >= 1 && epochs <= 100000, "--epochs must be in [1, 100000], got ", epochs);
-  GRAFT_CHECK(batch_size >= 1 && batch_size <= 65536, "--batch-size must be in [1, 65536], got ", batch_size);
+  GRAFT_CHECK(batch_size >= 0 && batch_size <= 65536, "--batch-size must be in [1, 65536] (0: from the input size), got ",
+              batch_size);
   check_choice("optimizer", optimizer, {"sgd", "adam", "adamw"});
+  check_choice("channels-last", channels_last, {"auto", "on", "off"});
   check_choice("schedule", schedule, {"constant", "step", "cosine", "inv"});
   GRAFT_CHECK(std::isfinite(lr) && lr > 0 && lr <= 100, "--lr must be a positive number up to 100, got ", lr);
   GRAFT_CHECK(std::isfinite(momentum) && momentum >= 0 && momentum < 1, "--momentum must be in [0, 1), got ", momentum);
@@ -126,7 +128,7 @@ void TrainConfig::validate() const {
               "--warmup-epochs must be in [0, epochs), got ", warmup_epochs);
   GRAFT_CHECK(std::isfinite(label_smoothing) && label_smoothing >= 0 && label_smoothing < 1,
               "--label-smoothing must be in [0, 1), got ", label_smoothing);
-  GRAFT_CHECK(workers >= 0 && workers <= 64, "--workers must be in [0, 64], got ", workers);
+  GRAFT_CHECK(workers >= -1 && workers <= 64, "--workers must be in [0, 64] (-1: from the cores), got ", workers);
   GRAFT_CHECK(checkpoint_every >= 0, "--checkpoint-every must be >= 0, got ", checkpoint_every);
   GRAFT_CHECK(!out_dir.empty(), "--out is required: the folder for checkpoints, metrics and results");
   for (double m : layer_lr_mult)
@@ -154,7 +156,7 @@ nlohmann::json TrainConfig::to_json() const {
           {"patience", patience},   {"cache", cache},             {"drop_last", drop_last},
           {"freeze_through", policy.freeze_through}, {"lr_mult", policy.lr_mult}, {"layer_decay", policy.layer_decay},
           {"overwrite", overwrite}, {"sync_bn_stats", sync_bn_stats},
-          {"precision", precision}};
+          {"precision", precision}, {"channels_last", channels_last}};
 }
 
 double lr_factor(const TrainConfig& cfg, double p, double epoch_f) {
@@ -178,6 +180,14 @@ data::Pipeline input_pipeline(const io::ModelMeta& meta, const std::vector<int64
 
 Trainer::Trainer(models::BackbonePtr model, io::ModelMeta meta, TrainConfig cfg)
     : model_(std::move(model)), meta_(std::move(meta)), cfg_(std::move(cfg)) {
+  // 0 and -1 ask for the defaults that follow the input size and the cores; the resolved
+  // values are what config.json records.
+  if (cfg_.batch_size == 0) {
+    int64_t values = 1;
+    for (auto d : meta_.input_shape) values *= std::max<int64_t>(d, 1);
+    cfg_.batch_size = default_batch_size(values, 64);
+  }
+  if (cfg_.workers == -1) cfg_.workers = default_workers();
   cfg_.validate();
 }
 
@@ -237,6 +247,7 @@ struct Trainer::Run {
   double best_val = std::numeric_limits<double>::infinity();
   int64_t best_epoch = 0, bad_epochs = 0;
   bool stopped = false, resumed = false;
+  bool channels_last = false;  ///< the model's 4-D tensors and the image batches in NHWC
   std::string resume_from;
   /// Running sums of the current epoch (kept in mid-epoch checkpoints).
   struct Sums {
@@ -604,6 +615,7 @@ void Trainer::Run::step(const at::Tensor& x_cpu, const at::Tensor& y_cpu, int64_
   }
   joint = joint && ctx.xt.defined();
   at::Tensor in = !ctx.x.defined() ? ctx.xt : joint ? at::cat({ctx.x, ctx.xt}) : ctx.x;
+  if (channels_last) in = models::channels_last_input(in);
   ctx.n_labelled = ctx.x.defined() ? ctx.x.size(0) : 0;
   const size_t P = plan.frozen_prefix(epoch), begin = cache ? P : 0;
   // Reduced precision: the forward passes and losses under autocast, backward outside it.
@@ -934,6 +946,10 @@ TrainResult Trainer::fit(const data::DatasetPtr& train, const data::DatasetPtr& 
     r.setup_terms();
     r.resume();
     r.broadcast_state();
+    // After loading and broadcasting, which may bring tensors in another layout; before the
+    // optimizer, whose state is made like the parameters.
+    r.channels_last = models::use_channels_last(cfg.channels_last, *model_, r.dev);
+    if (r.channels_last) models::to_channels_last(*model_);
     r.build_optimizer();
     r.write_config();
     r.maybe_cache();

@@ -53,6 +53,7 @@ struct AdaptConfig {
   int64_t checkpoint_every = 0;    ///< also checkpoint every N steps (0: once per epoch)
   bool sync_bn_stats = false;      ///< data-parallel: average BatchNorm running statistics over ranks
   std::string precision = "fp32";  ///< forward passes: fp32, bf16 or fp16 (train::TrainConfig::precision)
+  std::string channels_last = "auto";  ///< train::TrainConfig::channels_last
   double log_every_s = 5.0;
   bool quiet = false;
   /// Throws graft::Error naming the bad option.

@@ -30,8 +30,11 @@ ClassificationReport classification_report(const at::Tensor& predicted, const at
 
 /// Options for evaluate().
 struct EvalOptions {
-  int64_t batch_size = 256;
-  int workers = 2;
+  /// 0: from the data's example size (graft::default_batch_size from 256: 256 for digits,
+  /// 32 for 224x224 photos).
+  int64_t batch_size = 0;
+  /// -1: from the cores (graft::default_workers).
+  int workers = -1;
   Precision precision = Precision::kFp32;  ///< of the forward passes (autocast)
   EvalOptions& batch_size_(int64_t v) { batch_size = v; return *this; }
   EvalOptions& precision_(Precision v) { precision = v; return *this; }

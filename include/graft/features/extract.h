@@ -33,14 +33,22 @@ struct ExtractOptions {
   ///   none; flip (the image and its mirror); crops (the centre and four corner crops
   ///   covering 7/8 of each side, each resized back to the input size); crops+flip (all 10).
   std::string tta = "none";
-  int64_t batch_size = 128;
-  int workers = 2;
+  /// 0: from the model's input size (graft::default_batch_size from 128: 128 for digits,
+  /// 32 for 224x224 photos).
+  int64_t batch_size = 0;
+  /// -1: from the cores (graft::default_workers).
+  int workers = -1;
   /// TorchScript models: run an inference-optimised copy (models::optimized_for_inference);
   /// fp32 only (its prepacked float32 weights do not mix with autocast).
   bool optimize = true;
   /// Forward passes in fp32 or under autocast (bf16 on CPU or GPU, fp16 on GPU); the
   /// features are returned as float32 either way.
   Precision precision = Precision::kFp32;
+  /// Memory format of convolutional models: auto (channels-last on the CPU when the forward
+  /// passes run in reduced precision, where oneDNN's bf16 convolutions are fastest in that
+  /// layout; float32 runs the optimised copy, which picks its own), on (channels-last, and no
+  /// optimised copy), off (as loaded). See models::use_channels_last.
+  std::string channels_last = "auto";
   /// Throws graft::Error naming the bad option (unknown pooling, norm, tta, empty layers).
   void validate() const;
 };
@@ -64,6 +72,7 @@ class FeatureExtractor {
 
  private:
   std::vector<at::Tensor> pooled(const at::Tensor& x);
+  bool channels_last_ = false;
   models::Backbone& net() { return optimized_ ? *optimized_ : model_; }
   models::Backbone& model_;
   models::BackbonePtr optimized_;

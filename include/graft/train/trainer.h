@@ -21,6 +21,8 @@ namespace graft::train {
 /// networks; validate() rejects absurd values with a message naming the option.
 struct TrainConfig {
   int64_t epochs = 10;
+  /// 0: from the model's input size (graft::default_batch_size from 64: 64 up to about
+  /// 128x128 RGB, 32 for 224x224 photos, 16 for 299x299), resolved when the Trainer is made.
   int64_t batch_size = 64;
   std::string optimizer = "sgd";  ///< sgd | adam | adamw
   double lr = 0.01;
@@ -34,7 +36,10 @@ struct TrainConfig {
   double label_smoothing = 0;
   uint64_t seed = 0;
   std::string device = "cpu";
-  int workers = 2;
+  int workers = 2;  ///< loader threads; -1: from the cores (graft::default_workers)
+  /// Convolutional models in channels-last memory format: auto, on, off
+  /// (models::use_channels_last; auto is on for convolutional models on the CPU).
+  std::string channels_last = "auto";
   std::string augment;            ///< random transforms applied before the model's preprocessing
   std::string out_dir;            ///< where checkpoints, metrics and results go (required)
   bool resume = false;            ///< continue from out_dir/checkpoint.ckpt when it exists
@@ -161,6 +166,8 @@ class Trainer {
   Trainer(models::BackbonePtr model, io::ModelMeta meta, TrainConfig cfg);
   ~Trainer();
   /// Adds an objective term. Terms that run the whole model turn the frozen-prefix cache off.
+  /// The configuration with the input-size and core-count defaults resolved.
+  const TrainConfig& config() const { return cfg_; }
   void add_term(TermPtr term);
   /// Adds `loss` to every step's objective; `name` labels it in progress lines.
   void set_extra_loss(ExtraLoss loss, std::string name);
