@@ -13,7 +13,9 @@
 #   pytorch  dann_loop.py --steps 843 after 5 untimed warm-up steps (which also hide its
 #            DataLoader worker start-up, so the comparison leans in PyTorch's favour)
 # graft tunes glibc's allocator at start-up (graft::tune_allocator); PyTorch is measured both
-# as is (idiomatic) and with the same settings through GLIBC_TUNABLES ("tuned").
+# as is (idiomatic) and with the same settings through GLIBC_TUNABLES ("tuned"), and tuned with
+# the network and batches in channels-last format, which graft uses by default on the CPU
+# ("tuned-channels-last": the same layout choice written by hand in Python).
 # Ratios: graft it/s / pytorch it/s (above 1: graft is faster).
 # usage: bench/dann_speed.sh [REPEATS]   (default 3)
 # DANN_STEPS=N (smoke tests only): time N PyTorch steps instead of 843 (graft still runs its epoch).
@@ -38,7 +40,7 @@ gargs=(adapt --method dann --model dann_mnist --channels 3 --source mnist:train 
        --epochs 1 --batch-size 64 --optimizer sgd --lr 0.01 --threads 2 --workers 2 --quiet --seeds 1)
 pyargs=(--batch 64 --threads 2 --workers 2 --steps "$steps" --warmup 5 --mnist "$cache/mnist" --mnistm "$cache/mnistm")
 
-g=(); p=(); t=(); gsteps=()
+g=(); p=(); t=(); c=(); gsteps=()
 for i in $(seq "$n"); do
   rm -rf "$tmp/run"
   GRAFT_NO_BLAS_WARNING=1 "$build/graft" "${gargs[@]}" --out "$tmp/run" >/dev/null
@@ -46,10 +48,13 @@ for i in $(seq "$n"); do
   gsteps+=("$(field "$(head -n 1 "$tmp/run/seed-1/metrics.jsonl")" step)")
   p+=("$(field "$("$py" "$here/bench/py/dann_loop.py" "${pyargs[@]}")" iters_per_s)")
   t+=("$(field "$(GLIBC_TUNABLES=$tuned "$py" "$here/bench/py/dann_loop.py" "${pyargs[@]}")" iters_per_s)")
+  c+=("$(field "$(GLIBC_TUNABLES=$tuned "$py" "$here/bench/py/dann_loop.py" "${pyargs[@]}" --channels-last)" iters_per_s)")
 done
-bg=$(max "${g[@]}"); bp=$(max "${p[@]}"); bt=$(max "${t[@]}")
+bg=$(max "${g[@]}"); bp=$(max "${p[@]}"); bt=$(max "${t[@]}"); bc=$(max "${c[@]}")
 echo "DANN training, MNIST -> MNIST-M, batch 64+64, 2 threads (iterations/s, best of $n):" \
-     "graft $bg  pytorch $bp  pytorch-tuned $bt"
-echo "  speed-up vs pytorch $(ratio "$bg" "$bp")x, vs pytorch-tuned $(ratio "$bg" "$bt")x"
+     "graft $bg  pytorch $bp  pytorch-tuned $bt  pytorch-tuned-channels-last $bc"
+echo "  speed-up vs pytorch $(ratio "$bg" "$bp")x, vs pytorch-tuned $(ratio "$bg" "$bt")x," \
+     "vs pytorch-tuned-channels-last $(ratio "$bg" "$bc")x"
 echo "  steps timed: graft ${gsteps[*]} (one epoch each), pytorch $steps after 5 warm-up"
 echo "  all graft: ${g[*]}"; echo "  all pytorch: ${p[*]}"; echo "  all pytorch-tuned: ${t[*]}"
+echo "  all pytorch-tuned-channels-last: ${c[*]}"

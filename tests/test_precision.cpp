@@ -135,7 +135,10 @@ TEST(Defaults, BatchSizeAndLoaderThreadsFollowTheInputSizeAndTheCores) {
   EXPECT_EQ(default_batch_size(3 * 224 * 224, 256), 32);
   EXPECT_EQ(default_batch_size(3 * 299 * 299, 64), 16);
   EXPECT_EQ(default_batch_size(3 * 4096 * 4096, 64), 8);  // never below 8
-  EXPECT_GE(default_workers(), 1);
+  EXPECT_EQ(default_batch_size(3 * 224 * 224, 128, /*inference=*/true), 8);
+  EXPECT_EQ(default_batch_size(3 * 64 * 64, 128, /*inference=*/true), 128);
+  EXPECT_EQ(default_batch_size(28 * 28, 256, /*inference=*/true), 256);
+  EXPECT_GE(default_workers(), 0);
   EXPECT_LE(default_workers(), 8);
   // The Trainer resolves 0 / -1 from the model's input size and records the result.
   train::TrainConfig c;

@@ -24,8 +24,8 @@ void add_eval(CLI::App& app) {
   sub->add_option("--model", o->model, "graft checkpoint (model.ckpt)")->required();
   sub->add_option("--data", o->data, "labelled dataset(s), e.g. mnist:test mnistm:test")->required();
   sub->add_option("--json", o->json_out, "also write the reports as JSON to this file");
-  sub->add_option("--batch-size", o->batch, "examples per batch (0: from the input size, 256 for digits down to 32 for 224x224 photos)")->capture_default_str();
-  sub->add_option("--workers", o->workers, "loader threads (-1: a quarter of the cores, at least 1)")->capture_default_str();
+  sub->add_option("--batch-size", o->batch, "examples per batch (0: from the input size, 256 for digits down to 8 for 224x224 photos)")->capture_default_str();
+  sub->add_option("--workers", o->workers, "loader threads (-1: a quarter of the cores, 0 below 4 cores)")->capture_default_str();
   add_common(*sub, o->common);
   sub->callback([o] {
     apply_common(o->common);

@@ -27,8 +27,8 @@ void add_extract(CLI::App& app) {
   sub->add_option("--pool", o->ex.pool, "flatten, avg, max or spp")->capture_default_str();
   sub->add_option("--norm", o->ex.norm, "none, l2 or power (signed sqrt + l2)")->capture_default_str();
   sub->add_option("--tta", o->ex.tta, "none, flip, crops (centre + 4 corners) or crops+flip: features averaged over the views")->capture_default_str();
-  sub->add_option("--batch-size", o->ex.batch_size, "examples per batch (0: from the input size, 128 for digits down to 32 for 224x224 photos)")->capture_default_str();
-  sub->add_option("--workers", o->ex.workers, "loader threads (-1: a quarter of the cores, at least 1)")->capture_default_str();
+  sub->add_option("--batch-size", o->ex.batch_size, "examples per batch (0: from the input size, 128 for digits down to 8 for 224x224 photos)")->capture_default_str();
+  sub->add_option("--workers", o->ex.workers, "loader threads (-1: a quarter of the cores, 0 below 4 cores)")->capture_default_str();
   sub->add_option("--channels", o->channels, "input channels for zoo/TorchScript models (default: the data's)");
   sub->add_option("--preprocess", o->preprocess, "transforms for zoo/TorchScript models (checkpoints carry their own)")
       ->capture_default_str();

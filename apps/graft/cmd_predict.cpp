@@ -34,7 +34,7 @@ void add_predict(CLI::App& app) {
   sub->add_option("--data", o->data, "a dataset spec instead of image files");
   sub->add_option("--top", o->top, "how many classes and scores per input")->capture_default_str();
   sub->add_option("--out", o->out, "write the CSV here (default: standard output)");
-  sub->add_option("--batch-size", o->batch, "examples per batch (0: from the model's input size, 256 for digits down to 32 for 224x224 photos)")->capture_default_str();
+  sub->add_option("--batch-size", o->batch, "examples per batch (0: from the model's input size, 256 for digits down to 8 for 224x224 photos)")->capture_default_str();
   add_common(*sub, o->common);
   sub->callback([o] {
     apply_common(o->common);
@@ -94,7 +94,7 @@ void add_predict(CLI::App& app) {
     }
     int64_t values = 1;
     for (auto v : shape) values *= std::max<int64_t>(v, 1);
-    const int64_t batch = o->batch > 0 ? o->batch : default_batch_size(values, 256);
+    const int64_t batch = o->batch > 0 ? o->batch : default_batch_size(values, 256, /*inference=*/true);
     data::Loader loader(d, pipe, data::LoaderOptions().batch_size_(batch).shuffle_(false).workers_(default_workers()));
     loader.start_epoch(0);
     std::ostringstream csv;

@@ -114,7 +114,7 @@ void add_study_layers(CLI::App& study) {
   sub->add_option("--pool", o->t.features.pool, "flatten, avg, max or spp")->capture_default_str();
   sub->add_option("--loss", o->t.classifier.loss, "squared_hinge, hinge or logistic")->capture_default_str();
   sub->add_option("--C", o->t.classifier.C, "regularisation (0: cross-validate)")->capture_default_str();
-  sub->add_option("--workers", o->t.features.workers, "loader threads (-1: a quarter of the cores, at least 1)")->capture_default_str();
+  sub->add_option("--workers", o->t.features.workers, "loader threads (-1: a quarter of the cores, 0 below 4 cores)")->capture_default_str();
   sub->add_option("--channels", o->channels, "input channels for zoo/TorchScript models (default: the data's)");
   sub->add_option("--preprocess", o->preprocess, "transforms for zoo/TorchScript models")->capture_default_str();
   sub->add_option("--out", o->out, "folder for results.json, table.md, layers.svg and report.html")->required();

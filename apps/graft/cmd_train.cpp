@@ -29,8 +29,8 @@ void add_train_config(CLI::App& sub, train::TrainConfig& c) {
       ->capture_default_str()
       ->check(seed_check());
   sub.add_option("--workers", c.workers,
-                 str("loader threads that decode and augment (", c.workers == -1 ? "-1: a quarter of the cores, at least "
-                     "1; " : "", "in-memory data with fixed transforms is batched in the training thread)"))
+                 str("loader threads that decode and augment (", c.workers == -1 ? "-1: a quarter of the cores, 0 below 4 "
+                     "cores; " : "", "in-memory data with fixed transforms is batched in the training thread)"))
       ->capture_default_str();
   sub.add_option("--augment", c.augment, "random transforms, e.g. random-crop=28:2,hflip");
   sub.add_option("--out", c.out_dir, "output folder: checkpoints, metrics.jsonl, result.json")->required();

@@ -40,8 +40,8 @@ void add_transfer(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--C-grid", o->t.classifier.C_grid, "values of C tried by cross-validation")->delimiter(',');
   sub->add_option("--folds", o->t.classifier.folds, "cross-validation folds")->capture_default_str();
-  sub->add_option("--batch-size", o->t.features.batch_size, "examples per forward pass (0: from the input size, 128 for digits down to 32 for 224x224 photos)")->capture_default_str();
-  sub->add_option("--workers", o->t.features.workers, "loader threads (-1: a quarter of the cores, at least 1)")->capture_default_str();
+  sub->add_option("--batch-size", o->t.features.batch_size, "examples per forward pass (0: from the input size, 128 for digits down to 8 for 224x224 photos)")->capture_default_str();
+  sub->add_option("--workers", o->t.features.workers, "loader threads (-1: a quarter of the cores, 0 below 4 cores)")->capture_default_str();
   sub->add_option("--channels", o->channels, "input channels for zoo/TorchScript models (default: the data's)");
   sub->add_option("--preprocess", o->preprocess, "transforms for zoo/TorchScript models (checkpoints carry their own)")
       ->capture_default_str();

@@ -25,7 +25,7 @@ Timed: --steps iterations after --warmup untimed ones (which also absorb the Dat
 start-up), data loading included. Prints one JSON line.
 
 usage: dann_loop.py [--batch 64] [--threads 2] [--workers 2] [--steps 843] [--warmup 5]
-         [--mnist DIR] [--mnistm DIR] [--seed 1]"""
+         [--mnist DIR] [--mnistm DIR] [--seed 1] [--channels-last]"""
 import argparse
 import json
 import math
@@ -130,6 +130,8 @@ def main():
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--channels-last", action="store_true",
+                   help="convolutions and batches in channels-last format (what graft does by default on the CPU)")
     p.add_argument("--mnist", default=os.path.join(CACHE, "mnist"), help="raw MNIST IDX folder")
     p.add_argument("--mnistm", default=os.path.join(CACHE, "mnistm"), help="MNIST-M-style IDX folder")
     a = p.parse_args()
@@ -149,6 +151,8 @@ def main():
         tgt_batches = endless(torch.utils.data.DataLoader(target, **opts))
 
         net = Dann()
+        fmt = torch.channels_last if a.channels_last else torch.contiguous_format
+        net = net.to(memory_format=fmt)
         opt = torch.optim.SGD(net.parameters(), lr=a.lr, momentum=0.9)
         ce = nn.CrossEntropyLoss()
         bce = nn.BCEWithLogitsLoss()
@@ -163,7 +167,7 @@ def main():
             xs, ys = next(src_batches)
             xt, _ = next(tgt_batches)
             n = xs.size(0)
-            logits, dom = net(torch.cat([xs, xt]), lam)
+            logits, dom = net(torch.cat([xs, xt]).contiguous(memory_format=fmt), lam)
             domain_labels = torch.cat([torch.zeros(n), torch.ones(xt.size(0))])
             cls = ce(logits[:n], ys)
             loss = cls + bce(dom, domain_labels)

@@ -88,7 +88,7 @@ ClassificationReport evaluate(models::Backbone& model, const data::DatasetPtr& d
   model.train(false);
   int64_t values = 1;
   for (auto d : dataset->input_shape()) values *= std::max<int64_t>(d, 1);
-  const int64_t batch = opts.batch_size > 0 ? opts.batch_size : default_batch_size(values, 256);
+  const int64_t batch = opts.batch_size > 0 ? opts.batch_size : default_batch_size(values, 256, /*inference=*/true);
   const int workers = opts.workers >= 0 ? opts.workers : default_workers();
   data::Loader loader(dataset, pipeline, data::LoaderOptions().batch_size_(batch).shuffle_(false).workers_(workers));
   loader.start_epoch(0);

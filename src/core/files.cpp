@@ -51,6 +51,16 @@ void fsync_path(const std::string& path) {
   GRAFT_CHECK(rc == 0 || err == EINVAL, "cannot flush '", path, "' to disk: ", reason(err));
 }
 
+void link_or_copy_atomically(const std::string& from, const std::string& path) {
+  write_atomically(path, [&](const std::string& tmp) {
+    std::error_code ec;
+    fs::create_hard_link(from, tmp, ec);
+    if (!ec) return;
+    fs::copy_file(from, tmp, fs::copy_options::overwrite_existing, ec);
+    GRAFT_CHECK(!ec, "cannot copy '", from, "' to '", tmp, "': ", ec.message());
+  });
+}
+
 void write_atomically(const std::string& path, const std::function<void(const std::string&)>& write) {
   prepare_parent(path);
   std::string tmp = tmp_path_for(path);

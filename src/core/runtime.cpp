@@ -97,16 +97,16 @@ void seed_everything(uint64_t seed) {
   at::manual_seed(seed);  // seeds CPU and, where built in, CUDA generators
 }
 
-int64_t default_batch_size(int64_t values_per_example, int64_t small) {
-  constexpr int64_t kBudget = int64_t{1} << 23;
+int64_t default_batch_size(int64_t values_per_example, int64_t small, bool inference) {
+  const int64_t budget = int64_t{1} << (inference ? 21 : 23);
   int64_t b = std::max<int64_t>(small, 1);
-  while (b > 8 && b * std::max<int64_t>(values_per_example, 1) > kBudget) b /= 2;
+  while (b > 8 && b * std::max<int64_t>(values_per_example, 1) > budget) b /= 2;
   return b;
 }
 
 int default_workers() {
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  return std::clamp(cores / 4, 1, 8);
+  return std::clamp(cores / 4, 0, 8);
 }
 
 std::string format_duration(double seconds) {

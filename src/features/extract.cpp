@@ -177,7 +177,7 @@ data::Loader in_order(const io::ModelMeta& meta, const data::DatasetPtr& dataset
   auto pipe = data::model_input_pipeline(meta, dataset->input_shape());
   int64_t values = 1;
   for (auto d : meta.input_shape) values *= d;
-  const int64_t batch = opts.batch_size > 0 ? opts.batch_size : default_batch_size(values, 128);
+  const int64_t batch = opts.batch_size > 0 ? opts.batch_size : default_batch_size(values, 128, /*inference=*/true);
   const int workers = opts.workers >= 0 ? opts.workers : default_workers();
   return data::Loader(dataset, pipe, data::LoaderOptions().batch_size_(batch).shuffle_(false).workers_(workers));
 }

@@ -248,6 +248,7 @@ struct Trainer::Run {
   int64_t best_epoch = 0, bad_epochs = 0;
   bool stopped = false, resumed = false;
   bool channels_last = false;  ///< the model's 4-D tensors and the image batches in NHWC
+  int64_t best_at_step = -1;   ///< global_step when best.ckpt was written by this process
   std::string resume_from;
   /// Running sums of the current epoch (kept in mid-epoch checkpoints).
   struct Sums {
@@ -788,6 +789,7 @@ void Trainer::Run::end_epoch(int64_t epoch, double seconds) {
     if (rec.val_loss < best_val) {
       best_val = rec.val_loss, best_epoch = rec.epoch, bad_epochs = 0, improved = true;
       if (dp->is_main()) io::save_checkpoint(best_path, *t.model_, t.meta_, nullptr, nullptr);
+      best_at_step = global_step;
     } else if (++bad_epochs > cfg.patience) {
       stopped = true;
     }
@@ -896,9 +898,11 @@ Trainer::Run::Sums Trainer::Run::global_sums() {
 void Trainer::Run::finish() {
   auto& m = *t.model_;
   dp->barrier();  // rank 0 has written best.ckpt
+  // When the best epoch was the last one, the model holds the kept weights already and
+  // best.ckpt is model.ckpt's content: no reload, and model.ckpt becomes a link to it.
+  const bool best_in_model = cfg.patience >= 0 && best_epoch > 0 && best_at_step == global_step;
   if (cfg.patience >= 0 && best_epoch > 0) {
-    auto best = io::load_checkpoint(best_path);
-    io::copy_weights(*best.model, m);
+    if (!best_in_model) io::copy_weights(*io::load_checkpoint(best_path).model, m);
     result.best_epoch = best_epoch;
     result.stopped_early = stopped;
   }
@@ -906,7 +910,8 @@ void Trainer::Run::finish() {
     std::cerr << "graft: skipped " << loader->skipped() << " undecodable example(s) of " << train->describe() << "\n";
   result.model_path = cfg.out_dir + "/model.ckpt";
   if (!dp->is_main()) return;  // rank 0 alone writes the model, the test report and result.json
-  io::save_checkpoint(result.model_path, m, t.meta_, nullptr, nullptr);
+  if (best_in_model) link_or_copy_atomically(best_path, result.model_path);
+  else io::save_checkpoint(result.model_path, m, t.meta_, nullptr, nullptr);
   if (models::is_torchscript(m)) {
     result.torchscript_path = cfg.out_dir + "/model.pt";
     m.train(false);

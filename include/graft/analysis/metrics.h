@@ -30,8 +30,8 @@ ClassificationReport classification_report(const at::Tensor& predicted, const at
 
 /// Options for evaluate().
 struct EvalOptions {
-  /// 0: from the data's example size (graft::default_batch_size from 256: 256 for digits,
-  /// 32 for 224x224 photos).
+  /// 0: from the data's example size (graft::default_batch_size for inference from 256: 256
+  /// for digits, 8 for 224x224 photos).
   int64_t batch_size = 0;
   /// -1: from the cores (graft::default_workers).
   int workers = -1;

@@ -22,6 +22,10 @@ void write_bytes_atomically(const std::string& path, const std::string& bytes);
 /// Writes text to path atomically (write_bytes_atomically).
 void write_text_atomically(const std::string& path, const std::string& text);
 
+/// Publishes the existing file `from` also as path, atomically (write_atomically): as a hard
+/// link where the file system allows one, else as a copy.
+void link_or_copy_atomically(const std::string& from, const std::string& path);
+
 /// fsync of a file or folder; throws graft::Error naming it on failure.
 void fsync_path(const std::string& path);
 

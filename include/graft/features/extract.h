@@ -33,8 +33,8 @@ struct ExtractOptions {
   ///   none; flip (the image and its mirror); crops (the centre and four corner crops
   ///   covering 7/8 of each side, each resized back to the input size); crops+flip (all 10).
   std::string tta = "none";
-  /// 0: from the model's input size (graft::default_batch_size from 128: 128 for digits,
-  /// 32 for 224x224 photos).
+  /// 0: from the model's input size (graft::default_batch_size for inference from 128: 128
+  /// for digits and 64x64 RGB, 8 for 224x224 photos).
   int64_t batch_size = 0;
   /// -1: from the cores (graft::default_workers).
   int workers = -1;
