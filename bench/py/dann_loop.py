@@ -25,7 +25,8 @@ Timed: --steps iterations after --warmup untimed ones (which also absorb the Dat
 start-up), data loading included. Prints one JSON line.
 
 usage: dann_loop.py [--batch 64] [--threads 2] [--workers 2] [--steps 843] [--warmup 5]
-         [--mnist DIR] [--mnistm DIR] [--seed 1] [--channels-last]"""
+         [--mnist DIR] [--mnistm DIR] [--seed 1] [--channels-last] [--device cpu|cuda]
+         [--precision fp32|bf16|fp16] [--resident]"""
 import argparse
 import json
 import math
@@ -115,6 +116,16 @@ class Dann(nn.Module):
         return self.classifier(f), self.domain(ReverseGrad.apply(f, lam)).squeeze(1)
 
 
+def resident(images, labels, batch, dev):
+    """Batches of tensors held on dev for ever, a new random order each pass (drop_last)."""
+    images, labels = images.to(dev), labels.to(dev)
+    while True:
+        order = torch.randperm(images.size(0), device=dev)
+        for k in range(images.size(0) // batch):
+            idx = order[k * batch:(k + 1) * batch]
+            yield images[idx], labels[idx]
+
+
 def endless(loader):
     """Batches of loader for ever, starting a new pass (and new workers) when one ends."""
     while True:
@@ -130,6 +141,11 @@ def main():
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (bench/gpu.sh)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                   help="forward passes under autocast in this precision (fp16 with a GradScaler)")
+    p.add_argument("--resident", action="store_true",
+                   help="both datasets held as tensors on --device, batches drawn there (no DataLoader)")
     p.add_argument("--channels-last", action="store_true",
                    help="convolutions and batches in channels-last format (what graft does by default on the CPU)")
     p.add_argument("--mnist", default=os.path.join(CACHE, "mnist"), help="raw MNIST IDX folder")
@@ -147,10 +163,20 @@ def main():
             transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))]))
         target = ColourDigits(a.mnistm, "train")
         opts = dict(batch_size=a.batch, shuffle=True, drop_last=True, num_workers=a.workers)
-        src_batches = endless(torch.utils.data.DataLoader(source, **opts))
-        tgt_batches = endless(torch.utils.data.DataLoader(target, **opts))
+        dev = torch.device(a.device)
+        if a.resident:
+            src_batches = resident(source.data.float().div(255).sub(0.5).div(0.5).unsqueeze(1).expand(-1, 3, -1, -1),
+                                   source.targets, a.batch, dev)
+            tgt_batches = resident(target.images.permute(0, 3, 1, 2).float().div(255).sub(0.5).div(0.5),
+                                   target.labels, a.batch, dev)
+        else:
+            opts["pin_memory"] = dev.type == "cuda"
+            src_batches = endless(torch.utils.data.DataLoader(source, **opts))
+            tgt_batches = endless(torch.utils.data.DataLoader(target, **opts))
+        low = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(a.precision)
+        scaler = torch.cuda.amp.GradScaler(enabled=a.precision == "fp16")
 
-        net = Dann()
+        net = Dann().to(dev)
         fmt = torch.channels_last if a.channels_last else torch.contiguous_format
         net = net.to(memory_format=fmt)
         opt = torch.optim.SGD(net.parameters(), lr=a.lr, momentum=0.9)
@@ -166,14 +192,17 @@ def main():
                 g["lr"] = a.lr / (1.0 + 10.0 * prog) ** 0.75
             xs, ys = next(src_batches)
             xt, _ = next(tgt_batches)
+            xs, ys, xt = (t.to(dev, non_blocking=True) for t in (xs, ys, xt))
             n = xs.size(0)
-            logits, dom = net(torch.cat([xs, xt]).contiguous(memory_format=fmt), lam)
-            domain_labels = torch.cat([torch.zeros(n), torch.ones(xt.size(0))])
-            cls = ce(logits[:n], ys)
-            loss = cls + bce(dom, domain_labels)
+            with torch.autocast(dev.type, dtype=low or torch.bfloat16, enabled=low is not None):
+                logits, dom = net(torch.cat([xs, xt]).contiguous(memory_format=fmt), lam)
+            domain_labels = torch.cat([torch.zeros(n, device=dev), torch.ones(xt.size(0), device=dev)])
+            cls = ce(logits[:n].float(), ys)
+            loss = cls + bce(dom.float(), domain_labels)
             opt.zero_grad()
-            loss.backward()
-            opt.step()
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
             return cls.item()
 
         for _ in range(a.warmup):  # schedule position 0; not timed

@@ -16,7 +16,8 @@ preprocessing for TorchScript models), a DataLoader with --batch and --workers.
             defaults, --epochs aside).
 
 usage: photos_loop.py extract|finetune --model M.pt --root DIR --out FILE [--batch 32]
-         [--workers 2] [--threads 2] [--epochs 2] [--seed 1]"""
+         [--workers 2] [--threads 2] [--epochs 2] [--seed 1] [--device cpu|cuda]
+         [--precision fp32|bf16|fp16]"""
 import argparse
 import copy
 import math
@@ -37,11 +38,20 @@ p.add_argument("--workers", type=int, default=2)
 p.add_argument("--threads", type=int, default=2)
 p.add_argument("--epochs", type=int, default=2)
 p.add_argument("--seed", type=int, default=1)
+p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (bench/gpu.sh)")
+p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+               help="forward passes under autocast in this precision (fp16 with a GradScaler)")
 a = p.parse_args()
+dev = torch.device(a.device)
+low = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(a.precision)
+
+
+def autocast():
+    return torch.autocast(dev.type, dtype=low or torch.bfloat16, enabled=low is not None)
 torch.set_num_threads(a.threads)
 torch.manual_seed(a.seed)
 
-net = torch.jit.load(a.model, map_location="cpu")
+net = torch.jit.load(a.model, map_location=dev)
 trunk = []
 for name, child in net.named_children():
     trunk.append(child)
@@ -53,19 +63,24 @@ ds = torchvision.datasets.ImageFolder(a.root, transform=tf)
 
 if a.mode == "extract":
     trunk.eval()
-    dl = torch.utils.data.DataLoader(ds, batch_size=a.batch, shuffle=False, num_workers=a.workers)
+    dl = torch.utils.data.DataLoader(ds, batch_size=a.batch, shuffle=False, num_workers=a.workers,
+                                     pin_memory=dev.type == "cuda")
     feats = []
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast():
         for x, _ in dl:
-            feats.append(trunk(x))
+            feats.append(trunk(x.to(dev, non_blocking=True)).float().cpu())
     np.save(a.out, torch.cat(feats).numpy())
 else:
     n_val = max(1, len(ds) // 10)
     train_ds, val_ds = torch.utils.data.random_split(
         ds, [len(ds) - n_val, n_val], generator=torch.Generator().manual_seed(a.seed))
-    train_dl = torch.utils.data.DataLoader(train_ds, batch_size=a.batch, shuffle=True, num_workers=a.workers)
-    val_dl = torch.utils.data.DataLoader(val_ds, batch_size=a.batch, shuffle=False, num_workers=a.workers)
-    model = nn.Sequential(trunk, nn.Linear(512, len(ds.classes)))
+    pin = dev.type == "cuda"
+    train_dl = torch.utils.data.DataLoader(train_ds, batch_size=a.batch, shuffle=True, num_workers=a.workers,
+                                           pin_memory=pin)
+    val_dl = torch.utils.data.DataLoader(val_ds, batch_size=a.batch, shuffle=False, num_workers=a.workers,
+                                         pin_memory=pin)
+    model = nn.Sequential(trunk, nn.Linear(512, len(ds.classes))).to(dev)
+    scaler = torch.cuda.amp.GradScaler(enabled=a.precision == "fp16")
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=a.epochs * len(train_dl))
     loss_fn = nn.CrossEntropyLoss()
@@ -73,15 +88,20 @@ else:
     for epoch in range(a.epochs):
         model.train()
         for x, y in train_dl:
+            x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
             opt.zero_grad()
-            loss_fn(model(x), y).backward()
-            opt.step()
+            with autocast():
+                out = model(x)
+            scaler.scale(loss_fn(out.float(), y)).backward()
+            scaler.step(opt)
+            scaler.update()
             sched.step()
         model.eval()
         total = 0.0
-        with torch.no_grad():
+        with torch.no_grad(), autocast():
             for x, y in val_dl:
-                total += loss_fn(model(x), y).item() * x.size(0)
+                x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+                total += loss_fn(model(x).float(), y).item() * x.size(0)
         if total / n_val < best:
             best, best_state = total / n_val, copy.deepcopy(model.state_dict())
     torch.save(best_state, a.out)

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Idiomatic PyTorch epoch: torchvision MNIST + DataLoader + the DANN MNIST network.
 
-usage: train_epoch.py MNIST_RAW_DIR [--workers 2] [--threads 2] [--batch 128]
+usage: train_epoch.py MNIST_RAW_DIR [--workers 2] [--threads 2] [--batch 128] [--device cpu|cuda]
+         [--precision fp32|bf16|fp16] [--limit N]
 Prints one JSON line with the epoch's wall time (data pipeline included)."""
 import argparse
 import json
@@ -19,7 +20,14 @@ p.add_argument("raw")
 p.add_argument("--workers", type=int, default=2)
 p.add_argument("--threads", type=int, default=2)
 p.add_argument("--batch", type=int, default=128)
+p.add_argument("--limit", type=int, default=0, help="the first N training images only (0: all)")
+p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (bench/gpu.sh)")
+p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+               help="forward passes under autocast in this precision (fp16 with a GradScaler)")
 a = p.parse_args()
+dev = torch.device(a.device)
+low = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(a.precision)
+scaler = torch.cuda.amp.GradScaler(enabled=a.precision == "fp16")
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)
 
@@ -31,21 +39,27 @@ for f in os.listdir(a.raw):
 ds = torchvision.datasets.MNIST(root, train=True, download=False,
                                 transform=transforms.Compose([transforms.ToTensor(),
                                                               transforms.Normalize((0.5,), (0.5,))]))
-loader = torch.utils.data.DataLoader(ds, batch_size=a.batch, shuffle=True, num_workers=a.workers)
+if a.limit > 0:
+    ds = torch.utils.data.Subset(ds, range(min(a.limit, len(ds))))
+loader = torch.utils.data.DataLoader(ds, batch_size=a.batch, shuffle=True, num_workers=a.workers,
+                                     pin_memory=dev.type == "cuda")
 net = nn.Sequential(
     nn.Conv2d(1, 32, 5), nn.ReLU(), nn.MaxPool2d(2),
     nn.Conv2d(32, 48, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-    nn.Linear(768, 100), nn.ReLU(), nn.Linear(100, 100), nn.ReLU(), nn.Linear(100, 10))
+    nn.Linear(768, 100), nn.ReLU(), nn.Linear(100, 100), nn.ReLU(), nn.Linear(100, 10)).to(dev)
 opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
 lossf = nn.CrossEntropyLoss()
 t0 = time.perf_counter()
 n = correct = 0
 for x, y in loader:
+    x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
     opt.zero_grad()
-    out = net(x)
-    loss = lossf(out, y)
-    loss.backward()
-    opt.step()
+    with torch.autocast(dev.type, dtype=low or torch.bfloat16, enabled=low is not None):
+        out = net(x)
+    loss = lossf(out.float(), y)
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
     n += len(y)
     correct += (out.argmax(1) == y).sum().item()
 s = time.perf_counter() - t0

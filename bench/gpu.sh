@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# graft against PyTorch on one device, fp32 and bf16 (issue 17's GPU table): every row is a
+# graft verb and the Python peer doing the same work on the same device in the same run.
+#   train     graft train dann_mnist, one epoch of MNIST (batch 128)   vs bench/py/train_epoch.py
+#             (torchvision + DataLoader); images/s of the epoch
+#   dann      graft adapt --method dann, one epoch (batch 64 + 64)     vs bench/py/dann_loop.py with
+#             the data held on the device (--resident, the fastest Python loop) and with
+#             DataLoaders; iterations/s
+#   extract   graft extract ResNet-18 avgpool, 256 photos 224x224, a whole process
+#             vs bench/py/photos_loop.py extract; seconds
+#   finetune  graft finetune ResNet-18, 2 epochs on the same photos, a whole process
+#             vs bench/py/photos_loop.py finetune; seconds
+# Ratios are graft's speed over PyTorch's (above 1: graft is faster).
+# usage: bench/gpu.sh [--device cuda|cpu] [--build] [--quick] [--out DIR]
+#   --build   first configure and build graft into build-gpu against the Python torch's own
+#             libtorch (Torch_DIR from torch.utils.cmake_prefix_path) with /usr/bin/g++ (see
+#             docs/ARCHITECTURE.md "Current libtorch"); graft's other C++ dependencies (OpenCV
+#             codecs, CLI11, nlohmann-json, LIBLINEAR) must be findable, e.g. through
+#             CMAKE_PREFIX_PATH. Without --build, BUILD_DIR (default build/) is used.
+#   --quick   small data (a rehearsal: MNIST 10 000 images, 64 photos, 200 DANN steps)
+# Rehearsed on the CPU with: bench/gpu.sh --device cpu --quick
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+device=cuda; build_first=""; quick=""; out=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --device) device="$2"; shift 2 ;;
+    --build) build_first=1; shift ;;
+    --quick) quick=1; shift ;;
+    --out) out="$2"; shift 2 ;;
+    *) sed -n 2,23p "$0"; exit 2 ;;
+  esac
+done
+py="${PYTHON:-python3}"
+[ "$device" = cpu ] && py="${PYTHON:-/usr/bin/python3}"
+if [ -n "$build_first" ]; then
+  torch_dir="$("$py" -c 'import torch, os; print(os.path.join(torch.utils.cmake_prefix_path, "Torch"))')"
+  CXX=/usr/bin/g++ cmake -S "$here" -B "$here/build-gpu" -DCMAKE_BUILD_TYPE=Release -DTorch_DIR="$torch_dir" \
+    -DGRAFT_BUILD_TESTS=OFF -DGRAFT_BUILD_BENCH=OFF
+  cmake --build "$here/build-gpu" -j "$(nproc)" --target graft_cli
+  export BUILD_DIR="$here/build-gpu"
+fi
+build="${BUILD_DIR:-$here/build}"
+g="$build/graft"
+[ -x "$g" ] || { echo "gpu.sh: no $g; build graft first (or pass --build)" >&2; exit 1; }
+cache="${GRAFT_DATA:-${HOME:-/root}/.cache/graft}"
+tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
+out="${out:-$tmp}"; mkdir -p "$out"
+limit=""; nphotos=256; dsteps=""
+[ -n "$quick" ] && limit="@limit=10000" && nphotos=64 && dsteps=200
+threads="$(nproc)"
+export GRAFT_NO_BLAS_WARNING=1
+[ -f "$cache/mnistm/train-images-idx4-ubyte" ] || "$g" data make mnistm >&2
+"$py" "$here/bench/py/make_image_folder.py" "$cache/photos" "$tmp/photos" "$nphotos" 224
+"$py" "$here/bench/py/export_resnet18.py" "$tmp/r18.pt" --seed 0 > /dev/null
+jsonf() { "$py" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
+epoch0() { "$py" -c 'import json,sys; e=json.loads(open(sys.argv[1]).readline()); print(e[sys.argv[2]])' "$1" "$2"; }
+secs() { /usr/bin/time -f "%e" -o "$tmp/t" "$@" > /dev/null 2> "$tmp/err" || { cat "$tmp/err" >&2; exit 1; }; cat "$tmp/t"; }
+rows=()
+r1() { "$py" -c 'import sys; print("%.1f" % float(sys.argv[1]))' "$1"; }
+for prec in fp32 bf16; do
+  common=(--device "$device" --threads "$threads" --precision "$prec" --quiet)
+  # train: images/s of the epoch
+  rm -rf "$tmp/train"
+  "$g" train --model dann_mnist --data "mnist:train$limit" --epochs 1 --batch-size 128 --optimizer sgd --lr 0.01 \
+    "${common[@]}" --out "$tmp/train" > /dev/null
+  gt="$(epoch0 "$tmp/train/metrics.jsonl" images_per_s)"
+  [ -n "$limit" ] && lim=(--limit 10000) || lim=()
+  pj="$("$py" "$here/bench/py/train_epoch.py" "$cache/mnist" --workers 2 --threads "$threads" --batch 128 \
+    --device "$device" --precision "$prec" "${lim[@]}")"
+  pt="$("$py" -c 'import json,sys; j=json.loads(sys.argv[1]); print(j["images"] / j["epoch_seconds"])' "$pj")"
+  rows+=("train|$prec|$(r1 "$gt") img/s|$(r1 "$pt") img/s|$("$py" -c "print('%.2f' % ($gt / $pt))")")
+  # dann: iterations/s
+  rm -rf "$tmp/dann"
+  "$g" adapt --method dann --model dann_mnist --channels 3 --source "mnist:train$limit" --target mnistm:train \
+    --epochs 1 --batch-size 64 --optimizer sgd --lr 0.01 --seeds 1 "${common[@]}" --out "$tmp/dann" > /dev/null 2>&1
+  gd="$("$py" -c 'import json,sys; e=json.loads(open(sys.argv[1]).readline()); print(e["step"] / e["seconds"])' \
+        "$tmp/dann/seed-1/metrics.jsonl")"
+  steps="${dsteps:-843}"
+  pr="$(jsonf "$("$py" "$here/bench/py/dann_loop.py" --steps "$steps" --threads "$threads" --device "$device" \
+        --precision "$prec" --resident)" iters_per_s)"
+  pl="$(jsonf "$("$py" "$here/bench/py/dann_loop.py" --steps "$steps" --threads "$threads" --device "$device" \
+        --precision "$prec" --workers 2)" iters_per_s)"
+  rows+=("dann (vs data on the device)|$prec|$(r1 "$gd") it/s|$(r1 "$pr") it/s|$("$py" -c "print('%.2f' % ($gd / $pr))")")
+  rows+=("dann (vs DataLoaders)|$prec|$(r1 "$gd") it/s|$(r1 "$pl") it/s|$("$py" -c "print('%.2f' % ($gd / $pl))")")
+  # extract and finetune: whole processes
+  ge="$(secs "$g" extract --model "$tmp/r18.pt" --data "folder:$tmp/photos" --layers avgpool "${common[@]}" \
+        --out "$tmp/f.npy")"
+  pe="$(secs "$py" "$here/bench/py/photos_loop.py" extract --model "$tmp/r18.pt" --root "$tmp/photos" \
+        --threads "$threads" --workers 2 --device "$device" --precision "$prec" --out "$tmp/p.npy")"
+  rows+=("extract ResNet-18, $nphotos photos|$prec|$ge s|$pe s|$("$py" -c "print('%.2f' % ($pe / $ge))")")
+  rm -rf "$tmp/ft"
+  gf="$(secs "$g" finetune --model "$tmp/r18.pt" --data "folder:$tmp/photos" --epochs 2 "${common[@]}" \
+        --out "$tmp/ft")"
+  pf="$(secs "$py" "$here/bench/py/photos_loop.py" finetune --model "$tmp/r18.pt" --root "$tmp/photos" --epochs 2 \
+        --threads "$threads" --workers 2 --device "$device" --precision "$prec" --out "$tmp/p.pt")"
+  rows+=("finetune ResNet-18, 2 epochs|$prec|$gf s|$pf s|$("$py" -c "print('%.2f' % ($pf / $gf))")")
+done
+if [ "$device" = cpu ]; then name="$(lscpu | sed -n 's/^Model name: *//p' | head -n 1), $threads threads"
+else name="$("$py" -c 'import torch; print(torch.cuda.get_device_name(0))')"; fi
+{
+  echo "graft vs PyTorch on $name ($device), $(date -u +%F)$([ -n "$quick" ] && echo ', --quick rehearsal')"
+  echo
+  echo "| row | precision | graft | PyTorch | graft speed-up |"
+  echo "|---|---|---|---|---|"
+  for r in "${rows[@]}"; do echo "| ${r//|/ | } |"; done
+} | tee "$out/gpu_table.md"
