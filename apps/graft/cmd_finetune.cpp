@@ -107,9 +107,9 @@ void add_finetune(CLI::App& app) {
                 << " (lowest validation loss)\n";
     std::cout << "model saved to " << r.model_path << "; learning curves in " << o->cfg.out_dir << "/curves.svg\n";
     if (models::is_torchscript(*src.model)) {
-      // A TorchScript base goes back out as TorchScript: the kept weights with the new head.
-      auto kept = io::load_checkpoint(r.model_path);
-      models::export_torchscript(*kept.model, kept.meta, o->cfg.out_dir + "/model.pt");
+      // A TorchScript base goes back out as TorchScript: the kept weights (the Trainer leaves
+      // them in the model) with the new head.
+      models::export_torchscript(*plan.model, plan.meta, o->cfg.out_dir + "/model.pt");
       std::cout << "TorchScript (base + new head, for torch.jit.load): " << o->cfg.out_dir << "/model.pt\n";
     }
     if (r.has_test) std::cout << "test set " << test_set->describe() << ":\n" << r.test.to_table(meta.class_names);
