@@ -12,7 +12,7 @@ namespace graft::cli {
 void add_train_config(CLI::App& sub, train::TrainConfig& c) {
   sub.add_option("--epochs", c.epochs, "passes over the training set")->capture_default_str();
   sub.add_option("--batch-size", c.batch_size,
-                 c.batch_size == 0 ? "examples per step (0: from the input size: 64 up to about 128x128 RGB, 32 for "
+                 c.batch_size == 0 ? "examples per step (0: from the input size: 64 up to about 200x200 RGB, 32 for "
                                      "224x224 photos, 16 for 299x299)"
                                    : "examples per step")->capture_default_str();
   sub.add_option("--optimizer", c.optimizer, "sgd, adam or adamw")->capture_default_str();

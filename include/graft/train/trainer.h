@@ -22,7 +22,7 @@ namespace graft::train {
 struct TrainConfig {
   int64_t epochs = 10;
   /// 0: from the model's input size (graft::default_batch_size from 64: 64 up to about
-  /// 128x128 RGB, 32 for 224x224 photos, 16 for 299x299), resolved when the Trainer is made.
+  /// 200x200 RGB, 32 for 224x224 photos, 16 for 299x299), resolved when the Trainer is made.
   int64_t batch_size = 64;
   std::string optimizer = "sgd";  ///< sgd | adam | adamw
   double lr = 0.01;
