@@ -15,6 +15,15 @@
 
 namespace graft::test {
 
+/// True in the Sanitize build (scripts/sanitize.sh): AddressSanitizer replaces glibc's
+/// allocator (mallopt is not honoured) and holds freed memory in a quarantine, so tests of the
+/// allocator settings or of peak memory measure ASan there, not graft.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kAddressSanitizer = true;
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+
 /// A fresh temporary folder removed at the end of the test.
 class TempDir {
  public:
