@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include <nlohmann/json.hpp>
+#include <torch/script.h>
 #include <torch/torch.h>
 
 #include "graft/core/precision.h"
@@ -36,6 +37,9 @@ TEST(Precision, Bf16FeaturesAreCloseToFp32ButComputedInBf16) {
   o.layers = {"flatten", "fc2"};
   features::FeatureExtractor f32(*model, o);
   o.precision = Precision::kBf16;
+  // The model's layout stays as it is (bf16 would put it in channels-last, which changes the
+  // float32 rounding of the later f32 pass: a layout effect, not autocast leaking).
+  o.channels_last = "off";
   features::FeatureExtractor b16(*model, o);
   auto a = f32.concatenated(x), b = b16.concatenated(x);
   ASSERT_EQ(b.scalar_type(), at::kFloat);  // returned as float32 either way
@@ -176,6 +180,39 @@ TEST(ChannelsLast, TrainingInNhwcMatchesNchwAndIsRecorded) {
   EXPECT_NE(bad.out.find("--channels-last"), std::string::npos) << bad.out;
 }
 
+// A TorchScript chain whose second child views the convolution's output, as LeNet-style code
+// does: it cannot run channels-last. auto trains it in NCHW with a note; on is refused.
+TEST(ChannelsLast, AModelThatNeedsNchwTrainsUnderAutoAndIsRefusedUnderOn) {
+  TempDir d;
+  write_toy_idx(d / "x", d / "y", 64, 4);
+  auto part = [](const std::string& name, const std::string& param, at::Tensor w, const std::string& body) {
+    torch::jit::Module m(name);
+    m.register_attribute("training", c10::BoolType::get(), true);
+    m.register_parameter(param, w, false);
+    m.define("def forward(self, x):\n    return " + body + "\n");
+    return m;
+  };
+  torch::manual_seed(0);
+  torch::jit::Module net("Net");
+  net.register_attribute("training", c10::BoolType::get(), true);
+  // One child convolves and views its own output (graft flattens between children itself).
+  auto body = part("Body", "w", torch::randn({4, 3, 3, 3}) * 0.3, "torch.conv2d(x, self.w).view(x.size(0), -1)");
+  net.register_module("body", body);
+  net.register_module("fc", part("Fc", "w", torch::randn({4, 4 * 6 * 6}) * 0.1, "torch.linear(x, self.w)"));
+  net.define("def forward(self, x):\n    return self.fc.forward(self.body.forward(x))\n");
+  net.save(d / "lenet.pt");
+  // RGB input (gray repeated): with one channel NCHW and NHWC are the same layout.
+  const std::string base = "train --model " + (d / "lenet.pt") + " --channels 3 --data idx:" + (d / "x") + "," +
+                           (d / "y") + " --epochs 1 --batch-size 16 --threads 1 --quiet --out ";
+  auto a = cli(base + (d / "auto"));
+  ASSERT_EQ(a.code, 0) << a.out;
+  EXPECT_NE(a.out.find("does not run in channels-last format"), std::string::npos) << a.out;
+  auto on = cli(base + (d / "on") + " --channels-last on");
+  EXPECT_EQ(on.code, 2) << on.out;  // the option does not suit this model: a usage error
+  EXPECT_NE(on.out.find("--channels-last on: model"), std::string::npos) << on.out;
+  EXPECT_NE(on.out.find("use --channels-last off"), std::string::npos) << on.out;
+}
+
 TEST(ChannelsLast, Bf16ExtractionRunsTheModelInNhwc) {
   torch::manual_seed(0);
   auto model = models::create_model("dann_mnist", {3, 28, 28}, 10, 1);
@@ -189,11 +226,12 @@ TEST(ChannelsLast, Bf16ExtractionRunsTheModelInNhwc) {
   auto a = plain.concatenated(x);
   o.channels_last = "auto";  // bf16 on the CPU: channels-last
   features::FeatureExtractor nhwc(*model, o);
+  auto b = nhwc.concatenated(x);
   bool converted = false;
   for (const auto& [name, p] : model->named_parameters())
     if (p.dim() == 4) converted = p.is_contiguous(at::MemoryFormat::ChannelsLast) && !p.is_contiguous();
   EXPECT_TRUE(converted) << "the convolution weights were not put in channels-last format";
-  EXPECT_GT(at::cosine_similarity(a, nhwc.concatenated(x), 1).min().item<double>(), 0.999);
+  EXPECT_GT(at::cosine_similarity(a, b, 1).min().item<double>(), 0.999);
 }
 
 INSTANTIATE_TEST_SUITE_P(Devices, OnDevice, ::testing::Values("cpu", "cuda"));

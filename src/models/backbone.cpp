@@ -4,6 +4,7 @@
 #include <c10/core/GradMode.h>
 
 #include <algorithm>
+#include <iostream>
 
 #include "graft/core/check.h"
 
@@ -119,6 +120,41 @@ void to_channels_last(Backbone& model) {
     for (const auto& [name, t] : list)
       if (t.dim() == 4 && !t.is_contiguous(at::MemoryFormat::ChannelsLast))
         const_cast<at::Tensor&>(t).set_data(t.contiguous(at::MemoryFormat::ChannelsLast));
+}
+
+void to_contiguous(Backbone& model) {
+  c10::NoGradGuard ng;
+  for (const auto& list : {model.named_parameters(), model.named_buffers()})
+    for (const auto& [name, t] : list)
+      if (!t.is_contiguous()) const_cast<at::Tensor&>(t).set_data(t.contiguous());
+}
+
+bool apply_channels_last(const std::string& choice, Backbone& model, const std::vector<int64_t>& input_shape,
+                         c10::Device device) {
+  if (!use_channels_last(choice, model, device)) return false;
+  to_channels_last(model);
+  if (input_shape.empty()) return true;
+  std::string why;
+  const bool was = model.is_training();
+  model.train(false);
+  try {
+    c10::NoGradGuard ng;
+    std::vector<int64_t> shape{1};
+    shape.insert(shape.end(), input_shape.begin(), input_shape.end());
+    model.forward_range(channels_last_input(at::zeros(shape, at::TensorOptions().device(device))), 0,
+                        model.num_layers());
+  } catch (const std::exception& e) {
+    why = e.what();
+    why = why.substr(0, why.find('\n'));
+  }
+  model.train(was);
+  if (why.empty()) return true;
+  to_contiguous(model);
+  GRAFT_CHECK(choice != "on", "--channels-last on: model '", model.arch(), "' does not run in channels-last format (",
+              why, "); use --channels-last off");
+  std::cerr << "graft: note: model '" << model.arch() << "' does not run in channels-last format (" << why
+            << "); it runs in its own layout\n";
+  return false;
 }
 
 at::Tensor channels_last_input(const at::Tensor& x) {

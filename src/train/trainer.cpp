@@ -953,8 +953,7 @@ TrainResult Trainer::fit(const data::DatasetPtr& train, const data::DatasetPtr& 
     r.broadcast_state();
     // After loading and broadcasting, which may bring tensors in another layout; before the
     // optimizer, whose state is made like the parameters.
-    r.channels_last = models::use_channels_last(cfg.channels_last, *model_, r.dev);
-    if (r.channels_last) models::to_channels_last(*model_);
+    r.channels_last = models::apply_channels_last(cfg.channels_last, *model_, meta_.input_shape, r.dev);
     r.build_optimizer();
     r.write_config();
     r.maybe_cache();

@@ -72,7 +72,7 @@ class FeatureExtractor {
 
  private:
   std::vector<at::Tensor> pooled(const at::Tensor& x);
-  bool channels_last_ = false;
+  bool channels_last_ = false, channels_last_checked_ = false;
   models::Backbone& net() { return optimized_ ? *optimized_ : model_; }
   models::Backbone& model_;
   models::BackbonePtr optimized_;

@@ -81,6 +81,16 @@ bool use_channels_last(const std::string& choice, const Backbone& model, c10::De
 /// Puts the model's 4-D parameters and buffers in channels-last format in place (values and
 /// shapes unchanged; libtorch then keeps activations in that format).
 void to_channels_last(Backbone& model);
+/// Back to the default (NCHW) layout.
+void to_contiguous(Backbone& model);
+/// use_channels_last, then to_channels_last, then a check that the model runs so: one forward
+/// pass in evaluation mode (no gradients, BatchNorm statistics untouched) on zeros of
+/// input_shape. A model that does not (a view() of a convolution's output, as LeNet-style
+/// code writes it, needs NCHW) goes back to NCHW: under "auto" with a note on stderr naming
+/// the reason, under "on" as a graft::Error. An empty input_shape skips the check. Returns
+/// whether the model is now channels-last.
+bool apply_channels_last(const std::string& choice, Backbone& model, const std::vector<int64_t>& input_shape,
+                         c10::Device device);
 /// x in channels-last format when it is a batch of images (4-D); otherwise x.
 at::Tensor channels_last_input(const at::Tensor& x);
 
