@@ -41,6 +41,8 @@ import torchvision
 from torch import nn
 from torchvision import transforms
 
+import device_peer
+
 CACHE = os.environ.get("GRAFT_DATA") or os.path.join(os.environ.get("HOME") or "/root", ".cache", "graft")
 MNIST_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
@@ -141,9 +143,7 @@ def main():
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (bench/gpu.sh)")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
-                   help="forward passes under autocast in this precision (fp16 with a GradScaler)")
+    device_peer.add_args(p)
     p.add_argument("--resident", action="store_true",
                    help="both datasets held as tensors on --device, batches drawn there (no DataLoader)")
     p.add_argument("--channels-last", action="store_true",
@@ -163,7 +163,8 @@ def main():
             transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))]))
         target = ColourDigits(a.mnistm, "train")
         opts = dict(batch_size=a.batch, shuffle=True, drop_last=True, num_workers=a.workers)
-        dev = torch.device(a.device)
+        peer = device_peer.Peer(a)
+        dev, scaler = peer.dev, peer.scaler
         if a.resident:
             src_batches = resident(source.data.float().div(255).sub(0.5).div(0.5).unsqueeze(1).expand(-1, 3, -1, -1),
                                    source.targets, a.batch, dev)
@@ -173,8 +174,6 @@ def main():
             opts["pin_memory"] = dev.type == "cuda"
             src_batches = endless(torch.utils.data.DataLoader(source, **opts))
             tgt_batches = endless(torch.utils.data.DataLoader(target, **opts))
-        low = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(a.precision)
-        scaler = torch.cuda.amp.GradScaler(enabled=a.precision == "fp16")
 
         net = Dann().to(dev)
         fmt = torch.channels_last if a.channels_last else torch.contiguous_format
@@ -194,7 +193,7 @@ def main():
             xt, _ = next(tgt_batches)
             xs, ys, xt = (t.to(dev, non_blocking=True) for t in (xs, ys, xt))
             n = xs.size(0)
-            with torch.autocast(dev.type, dtype=low or torch.bfloat16, enabled=low is not None):
+            with peer.autocast():
                 logits, dom = net(torch.cat([xs, xt]).contiguous(memory_format=fmt), lam)
             domain_labels = torch.cat([torch.zeros(n, device=dev), torch.ones(xt.size(0), device=dev)])
             cls = ce(logits[:n].float(), ys)

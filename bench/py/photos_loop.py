@@ -28,6 +28,8 @@ import torchvision
 from torch import nn
 from torchvision import transforms
 
+import device_peer
+
 p = argparse.ArgumentParser()
 p.add_argument("mode", choices=["extract", "finetune"])
 p.add_argument("--model", required=True)
@@ -38,16 +40,10 @@ p.add_argument("--workers", type=int, default=2)
 p.add_argument("--threads", type=int, default=2)
 p.add_argument("--epochs", type=int, default=2)
 p.add_argument("--seed", type=int, default=1)
-p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (bench/gpu.sh)")
-p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
-               help="forward passes under autocast in this precision (fp16 with a GradScaler)")
+device_peer.add_args(p)
 a = p.parse_args()
-dev = torch.device(a.device)
-low = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(a.precision)
-
-
-def autocast():
-    return torch.autocast(dev.type, dtype=low or torch.bfloat16, enabled=low is not None)
+peer = device_peer.Peer(a)
+dev, autocast = peer.dev, peer.autocast
 torch.set_num_threads(a.threads)
 torch.manual_seed(a.seed)
 
@@ -80,7 +76,7 @@ else:
     val_dl = torch.utils.data.DataLoader(val_ds, batch_size=a.batch, shuffle=False, num_workers=a.workers,
                                          pin_memory=pin)
     model = nn.Sequential(trunk, nn.Linear(512, len(ds.classes))).to(dev)
-    scaler = torch.cuda.amp.GradScaler(enabled=a.precision == "fp16")
+    scaler = peer.scaler
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=a.epochs * len(train_dl))
     loss_fn = nn.CrossEntropyLoss()

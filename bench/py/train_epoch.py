@@ -15,19 +15,18 @@ import torchvision
 from torch import nn
 from torchvision import transforms
 
+import device_peer
+
 p = argparse.ArgumentParser()
 p.add_argument("raw")
 p.add_argument("--workers", type=int, default=2)
 p.add_argument("--threads", type=int, default=2)
 p.add_argument("--batch", type=int, default=128)
 p.add_argument("--limit", type=int, default=0, help="the first N training images only (0: all)")
-p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (bench/gpu.sh)")
-p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
-               help="forward passes under autocast in this precision (fp16 with a GradScaler)")
+device_peer.add_args(p)
 a = p.parse_args()
-dev = torch.device(a.device)
-low = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(a.precision)
-scaler = torch.cuda.amp.GradScaler(enabled=a.precision == "fp16")
+peer = device_peer.Peer(a)
+dev, scaler = peer.dev, peer.scaler
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)
 
@@ -54,7 +53,7 @@ n = correct = 0
 for x, y in loader:
     x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
     opt.zero_grad()
-    with torch.autocast(dev.type, dtype=low or torch.bfloat16, enabled=low is not None):
+    with peer.autocast():
         out = net(x)
     loss = lossf(out.float(), y)
     scaler.scale(loss).backward()
