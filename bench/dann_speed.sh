@@ -23,7 +23,6 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 n="${1:-3}"
 steps="${DANN_STEPS:-843}"
-tuned="glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824"
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 max() { "$py" -c 'import sys; print(max(float(v) for v in sys.argv[1:]))' "$@"; }
 # iters_per_s METRICS: step / seconds of the first epoch line

@@ -11,7 +11,6 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 n="${1:-3}"
-tuned="glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824"
 [ -x "$build/bench/bench_extract" ] || { echo "build bench_extract first: scripts/build.sh" >&2; exit 1; }
 max() { "$py" -c 'import sys; print(max(float(v) for v in sys.argv[1:]))' "$@"; }
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT

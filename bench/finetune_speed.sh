@@ -23,7 +23,6 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 n="${1:-3}"
-tuned="glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824"
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 src="$tmp/source.pt"; root="$tmp/fmnist"   # root: torchvision's unpacked copy, made once
 now() { date +%s.%N; }

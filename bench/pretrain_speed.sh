@@ -24,7 +24,6 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 n="${1:-${REPEATS:-3}}"
 steps="${PRETRAIN_STEPS:-}"
-tuned="glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824"
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 max() { "$py" -c 'import sys; print(max(float(v) for v in sys.argv[1:]))' "$@"; }
 # epoch_field METRICS KEY: KEY of the first "event": "epoch" line of a metrics.jsonl

@@ -64,6 +64,7 @@ bool tune_allocator() {
 #ifdef __GLIBC__
   bool ok = mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024) == 1;
   ok = mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024) == 1 && ok;
+  ok = mallopt(M_MMAP_MAX, 0) == 1 && ok;  // blocks above 32 MiB from the heap too
   return ok;
 #else
   return false;

@@ -61,7 +61,11 @@ const at::Tensor& Attachment::tensor(const std::string& name) const {
 void save_checkpoint(const std::string& path, const models::Backbone& model, const ModelMeta& meta,
                      const TrainState* state, torch::optim::Optimizer* optimizer, const Attachment* attachment) {
   torch::serialize::OutputArchive out;
-  nlohmann::json j = {{"format", "graft-checkpoint"}, {"version", kCheckpointVersion}, {"model", meta.to_json()}};
+  // Version 2: a cut TorchScript model's base is stored without its weights (they are the
+  // param/ and buffer/ entries). Other checkpoints stay version 1, readable by older graft.
+  const auto* cut = models::as_cut(model);
+  const bool weightless_base = cut && models::is_torchscript(*cut->base());
+  nlohmann::json j = {{"format", "graft-checkpoint"}, {"version", weightless_base ? 2 : 1}, {"model", meta.to_json()}};
   if (state) {
     j["state"] = {{"epoch", state->epoch},
                   {"step_in_epoch", state->step_in_epoch},
@@ -78,11 +82,11 @@ void save_checkpoint(const std::string& path, const models::Backbone& model, con
     j["attachment"] = {{"meta", attachment->meta}, {"tensors", names}};
   }
   out.write("graft_meta", c10::IValue(j.dump()));
-  if (const auto* cut = models::as_cut(model)) {
+  if (cut) {
     GRAFT_CHECK(meta.arch == "cut" && meta.arch_config.contains("base"), path,
                 ": a cut model needs its base model's description in ModelMeta::arch_config");
-    if (models::is_torchscript(*cut->base()))
-      out.write("torchscript", bytes_tensor(models::torchscript_bytes(*cut->base())));
+    if (weightless_base)
+      out.write("torchscript", bytes_tensor(models::torchscript_bytes(*cut->base(), /*weights=*/false)));
     for (const auto& [n, p] : model.named_parameters()) out.write("param/" + n, p.detach().cpu());
     for (const auto& [n, b] : model.named_buffers()) out.write("buffer/" + n, b.detach().cpu(), /*is_buffer=*/true);
   } else if (models::is_torchscript(model)) {

@@ -252,9 +252,40 @@ void save_torchscript(const Backbone& b, const std::string& path) {
   graft::write_bytes_atomically(path, os.str());
 }
 
-std::string torchscript_bytes(const Backbone& b) {
+namespace {
+
+// Every parameter and buffer of each module in m, direct ones only (so each is visited once),
+// replaced by what f returns for it.
+template <typename F>
+void replace_tensors(torch::jit::Module& m, F&& f) {
+  for (auto sub : m.modules()) {
+    std::vector<std::pair<std::string, at::Tensor>> params, buffers;
+    for (const auto& p : sub.named_parameters(/*recurse=*/false)) params.emplace_back(p.name, p.value);
+    for (const auto& b : sub.named_buffers(/*recurse=*/false)) buffers.emplace_back(b.name, b.value);
+    for (auto& [n, t] : params) sub.register_parameter(n, f(t), /*is_buffer=*/false);
+    for (auto& [n, t] : buffers) sub.register_buffer(n, f(t));
+  }
+}
+
+// True for a tensor stored as fewer elements than it spans (a broadcast placeholder).
+bool is_placeholder(const at::Tensor& t) {
+  return t.defined() && t.numel() > 1 &&
+         t.storage().nbytes() < static_cast<size_t>(t.numel()) * static_cast<size_t>(t.element_size());
+}
+
+}  // namespace
+
+std::string torchscript_bytes(const Backbone& b, bool weights) {
   std::ostringstream os;
-  as_ts(b).module().save(os, {{kMetaFile, as_ts(b).extra()}});
+  if (weights) {
+    as_ts(b).module().save(os, {{kMetaFile, as_ts(b).extra()}});
+  } else {
+    auto code = as_ts(b).module().deepcopy();
+    replace_tensors(code, [](const at::Tensor& t) {
+      return t.numel() > 1 ? at::zeros({1}, t.options().requires_grad(false)).expand(t.sizes()) : t;
+    });
+    code.save(os, {{kMetaFile, as_ts(b).extra()}});
+  }
   return os.str();
 }
 
@@ -263,6 +294,9 @@ BackbonePtr torchscript_from_bytes(const std::string& bytes, const std::string& 
   torch::jit::ExtraFilesMap extra{{kMetaFile, ""}};
   try {
     auto m = torch::jit::load(is, torch::kCPU, extra);
+    replace_tensors(m, [](const at::Tensor& t) {
+      return is_placeholder(t) ? at::zeros(t.sizes(), t.options()) : t;
+    });
     return wrap_torchscript(m, origin, extra[kMetaFile]);
   } catch (const c10::Error& e) {
     std::string msg = e.what_without_backtrace();

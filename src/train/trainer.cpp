@@ -478,7 +478,8 @@ void Trainer::Run::build_optimizer() {
   opt = make_optimizer(cfg, groups);
   for (const auto& g : opt->param_groups())
     for (const auto& p : g.params()) result.optimized_params += p.numel();
-  if (!resume_from.empty()) io::load_optimizer_state(resume_from, *opt);
+  // A finished run's last checkpoint has no optimizer state (nothing trains after it).
+  if (!resume_from.empty() && start_epoch < cfg.epochs && !stopped) io::load_optimizer_state(resume_from, *opt);
 }
 
 void Trainer::Run::write_config() {
@@ -843,7 +844,12 @@ void Trainer::Run::save_state(int64_t epoch_done, int64_t step_in_epoch) {
                        "; training stopped and ", last_good(), ". Lower --lr (now ", cfg.lr, ")"));
   if (fs::exists(ckpt)) fs::rename(ckpt, prev);
   if (++checkpoints_written == kill_in_checkpoint) std::raise(SIGKILL);
-  io::save_checkpoint(ckpt, *t.model_, t.meta_, &st, opt.get(), terms.tensors.empty() ? nullptr : &terms);
+  // The last checkpoint of a run leaves the optimizer state out: a resume of a finished run
+  // only finishes it (a resume with more epochs is a changed configuration, refused), and
+  // Adam's moments are twice the model's size.
+  const bool finished = stopped || (epoch_done >= cfg.epochs && step_in_epoch == 0);
+  io::save_checkpoint(ckpt, *t.model_, t.meta_, &st, finished ? nullptr : opt.get(),
+                      terms.tensors.empty() ? nullptr : &terms);
 }
 
 void Trainer::Run::broadcast_state() {

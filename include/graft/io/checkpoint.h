@@ -20,8 +20,10 @@ class Optimizer;
 
 namespace graft::io {
 
-/// Format version written by this build; older versions are read, newer ones refused.
-constexpr int kCheckpointVersion = 1;
+/// Newest checkpoint format this build reads; older versions are read, newer ones refused.
+/// Version 2 (a cut TorchScript model's base stored without its weights) is written only
+/// where it applies; every other checkpoint is written as version 1.
+constexpr int kCheckpointVersion = 2;
 
 /// What a saved model needs to be rebuilt and fed correctly.
 struct ModelMeta {

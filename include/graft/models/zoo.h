@@ -80,8 +80,12 @@ bool is_torchscript(const Backbone& b);
 /// torch.jit.load opens. Throws graft::Error for native models.
 void save_torchscript(const Backbone& b, const std::string& path);
 
-/// Serialises/deserialises a TorchScript-backed model to bytes (for checkpoints).
-std::string torchscript_bytes(const Backbone& b);
+/// Serialises/deserialises a TorchScript-backed model to bytes (for checkpoints). With
+/// weights=false every parameter and buffer of more than one element is stored as a single
+/// element broadcast to its shape: code and structure only, for a checkpoint that stores the
+/// weights beside it. torchscript_from_bytes gives such tensors memory of their own again
+/// (zeros, to be overwritten by the caller).
+std::string torchscript_bytes(const Backbone& b, bool weights = true);
 BackbonePtr torchscript_from_bytes(const std::string& bytes, const std::string& origin);
 
 /// Checks that running the children in order reproduces the module's own forward()
