@@ -1,6 +1,8 @@
 // Fine-tuning: model surgery, layer policies, frozen-for-real, the frozen-prefix cache,
 // L2-SP, early stopping, learning curves and bad input.
 #include <gtest/gtest.h>
+
+#include <filesystem>
 #include <torch/torch.h>
 
 #include <fstream>
@@ -102,12 +104,36 @@ TEST(Finetune, CutModelsRoundTripThroughCheckpoints) {
   io::ModelMeta bm{"torchscript", {3, 32, 32}, std::vector<std::string>(10, "c"), "", {}};
   io::ModelMeta cm{"cut", {3, 32, 32}, {"a", "b", "c"}, "", {{"base", bm.to_json()},
                                                               {"cut", models::as_cut(*cut)->config()}}};
+  {  // trained weights and statistics, unlike the fixture file's
+    torch::NoGradGuard g;
+    for (auto& [n, p] : cut->named_parameters()) p.add_(torch::randn_like(p) * 0.1);
+    for (auto& [n, b] : cut->named_buffers())
+      if (b.is_floating_point()) b.add_(torch::rand_like(b));
+  }
   io::save_checkpoint(t.dir / "ts.ckpt", *cut, cm, nullptr, nullptr);
   auto back = io::load_checkpoint(t.dir / "ts.ckpt");
   auto xi = torch::rand({2, 3, 32, 32});
   cut->train(false);
   back.model->train(false);
-  EXPECT_TRUE(torch::allclose(cut->forward(xi), back.model->forward(xi)));
+  EXPECT_TRUE(torch::equal(cut->forward(xi), back.model->forward(xi)));
+  // Every tensor back with memory of its own, and the weights stored once: the base's
+  // TorchScript code travels without them.
+  int64_t bytes = 0;
+  auto theirs = back.model->named_parameters();
+  auto bufs = back.model->named_buffers();
+  theirs.insert(theirs.end(), bufs.begin(), bufs.end());
+  auto ours = cut->named_parameters();
+  auto ob = cut->named_buffers();
+  ours.insert(ours.end(), ob.begin(), ob.end());
+  ASSERT_EQ(theirs.size(), ours.size());
+  for (size_t i = 0; i < ours.size(); ++i) {
+    EXPECT_EQ(theirs[i].first, ours[i].first);
+    EXPECT_TRUE(torch::equal(theirs[i].second, ours[i].second)) << ours[i].first;
+    EXPECT_GE(theirs[i].second.storage().nbytes(), theirs[i].second.numel() * theirs[i].second.element_size());
+    bytes += ours[i].second.numel() * ours[i].second.element_size();
+  }
+  const auto size = static_cast<int64_t>(std::filesystem::file_size(t.dir / "ts.ckpt"));
+  EXPECT_LT(size, bytes + bytes / 4 + 64 * 1024) << "checkpoint of " << size << " bytes for " << bytes << " bytes of tensors";
 }
 
 TEST(Finetune, LayerPoliciesResolveToMultipliers) {
