@@ -14,8 +14,9 @@
 # usage: bench/gpu.sh [--device cuda|cpu] [--build] [--quick] [--out DIR]
 #   --build   first configure and build graft into build-gpu against the Python torch's own
 #             libtorch (Torch_DIR from torch.utils.cmake_prefix_path) with /usr/bin/g++ (see
-#             docs/ARCHITECTURE.md "Current libtorch"); graft's other C++ dependencies (OpenCV
-#             codecs, CLI11, nlohmann-json, LIBLINEAR) must be findable, e.g. through
+#             docs/ARCHITECTURE.md "Current libtorch"); graft's other C++ dependencies come
+#             from the bundle that scripts/deps_bundle.sh made on a Debian machine (.deps, or
+#             the folder in GRAFT_DEPS_DIR; carried along), or else must be findable through
 #             CMAKE_PREFIX_PATH. Without --build, BUILD_DIR (default build/) is used.
 #   --quick   small data (a rehearsal: MNIST 10 000 images, 64 photos, 200 DANN steps)
 # Rehearsed on the CPU with: bench/gpu.sh --device cpu --quick
@@ -28,11 +29,14 @@ while [ $# -gt 0 ]; do
     --build) build_first=1; shift ;;
     --quick) quick=1; shift ;;
     --out) out="$2"; shift 2 ;;
-    *) sed -n 2,23p "$0"; exit 2 ;;
+    *) sed -n 2,24p "$0"; exit 2 ;;
   esac
 done
 py="${PYTHON:-python3}"
 [ "$device" = cpu ] && py="${PYTHON:-/usr/bin/python3}"
+deps="${GRAFT_DEPS_DIR:-$here/.deps}"
+# shellcheck disable=SC1091
+[ -f "$deps/env.sh" ] && source "$deps/env.sh"  # the bundled libraries at build and run time
 if [ -n "$build_first" ]; then
   torch_dir="$("$py" -c 'import torch, os; print(os.path.join(torch.utils.cmake_prefix_path, "Torch"))')"
   CXX=/usr/bin/g++ cmake -S "$here" -B "$here/build-gpu" -DCMAKE_BUILD_TYPE=Release -DTorch_DIR="$torch_dir" \
