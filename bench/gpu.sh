@@ -59,7 +59,12 @@ export GRAFT_NO_BLAS_WARNING=1
 "$py" "$here/bench/py/export_resnet18.py" "$tmp/r18.pt" --seed 0 > /dev/null
 jsonf() { "$py" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
 epoch0() { "$py" -c 'import json,sys; e=json.loads(open(sys.argv[1]).readline()); print(e[sys.argv[2]])' "$1" "$2"; }
-secs() { /usr/bin/time -f "%e" -o "$tmp/t" "$@" > /dev/null 2> "$tmp/err" || { cat "$tmp/err" >&2; exit 1; }; cat "$tmp/t"; }
+# secs CMD...: wall seconds of one whole process (date, since GPU images may lack /usr/bin/time)
+secs() {
+  local t0; t0="$(date +%s.%N)"
+  "$@" > /dev/null 2> "$tmp/err" || { cat "$tmp/err" >&2; exit 1; }
+  "$py" -c 'import sys; print("%.2f" % (float(sys.argv[2]) - float(sys.argv[1])))' "$t0" "$(date +%s.%N)"
+}
 rows=()
 r1() { "$py" -c 'import sys; print("%.1f" % float(sys.argv[1]))' "$1"; }
 for prec in fp32 bf16; do
