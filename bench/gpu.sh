@@ -34,10 +34,10 @@ while [ $# -gt 0 ]; do
 done
 py="${PYTHON:-python3}"
 [ "$device" = cpu ] && py="${PYTHON:-/usr/bin/python3}"
-deps="${GRAFT_DEPS_DIR:-$here/.deps}"
-# shellcheck disable=SC1091
-[ -f "$deps/env.sh" ] && source "$deps/env.sh"  # the bundled libraries at build and run time
 if [ -n "$build_first" ]; then
+  deps="${GRAFT_DEPS_DIR:-$here/.deps}"
+  # shellcheck disable=SC1091
+  [ -f "$deps/env.sh" ] && source "$deps/env.sh"  # the bundled libraries at build and run time
   torch_dir="$("$py" -c 'import torch, os; print(os.path.join(torch.utils.cmake_prefix_path, "Torch"))')"
   CXX=/usr/bin/g++ cmake -S "$here" -B "$here/build-gpu" -DCMAKE_BUILD_TYPE=Release -DTorch_DIR="$torch_dir" \
     -DGRAFT_BUILD_TESTS=OFF -DGRAFT_BUILD_BENCH=OFF
