@@ -791,6 +791,21 @@ TEST(Reliability, TransformSizesAreBoundedLikeImages) {
   EXPECT_EQ(error_of([] { data::Pipeline::parse("resize=224x224"); }), "");
 }
 
+TEST(Reliability, LibraryMessagesAreCutToOnePrintableLine) {
+  EXPECT_EQ(graft::brief("\n  \n  Unexpected token\x01\xff here \nFile \"code/x.py\", line 1"), "Unexpected token?? here");
+  EXPECT_EQ(graft::brief(""), "");
+  EXPECT_EQ(graft::brief(std::string(500, 'a')).size(), 200u);
+}
+
+TEST(Reliability, DamagedCodeInsideAModelFileIsOneLine) {
+  // The regression input of fuzz_checkpoint, given to a command as a model.
+  const std::string code = graft::test::source_dir() + "/fuzz/corpus/checkpoint/regress-jit-code";
+  auto r = graft::test::cli("eval --threads 1 --model " + code + " --data mnist:test@limit=10");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  EXPECT_TRUE(contains(r.out, "graft: error: ") && contains(r.out, code)) << r.out;
+}
+
 TEST(Reliability, FuzzFindingsStayFixed) {
   // fuzz_checkpoint: a 49-byte file claiming a zip64 directory read before its start.
   std::string zip64;
@@ -800,6 +815,11 @@ TEST(Reliability, FuzzFindingsStayFixed) {
   }
   ASSERT_FALSE(zip64.empty());
   EXPECT_TRUE(contains(error_of([&] { io::verify_zip(zip64.data(), zip64.size(), "z"); }), "z is damaged"));
+  // fuzz_checkpoint: damaged TorchScript code inside a checkpoint threw the TorchScript
+  // compiler's own exception (not a c10::Error) out of the loader.
+  const std::string code = graft::test::source_dir() + "/fuzz/corpus/checkpoint/regress-jit-code";
+  auto ce = error_of([&] { io::load_checkpoint(code); });
+  EXPECT_TRUE(contains(ce, code) && contains(ce, "cannot be read")) << ce;
   // fuzz_spec: a dataset name too long for the file system threw std::filesystem_error.
   auto e = error_of([] { data::open_dataset(std::string(300, 'z') + ":train"); });
   EXPECT_TRUE(contains(e, "dataset '") && contains(e, "too long")) << e;

@@ -54,4 +54,22 @@ int64_t parse_int(const std::string& text, int64_t lo, int64_t hi, const std::st
   return v;
 }
 
+std::string brief(const std::string& message) {
+  size_t begin = 0;
+  std::string line;
+  while (begin < message.size()) {
+    size_t end = message.find('\n', begin);
+    if (end == std::string::npos) end = message.size();
+    line = message.substr(begin, end - begin);
+    if (line.find_first_not_of(" \t\r") != std::string::npos) break;
+    line.clear();
+    begin = end + 1;
+  }
+  for (auto& c : line)
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) c = '?';
+  const size_t first = line.find_first_not_of(' '), last = line.find_last_not_of(' ');
+  line = first == std::string::npos ? std::string() : line.substr(first, last - first + 1);
+  return line.size() > 200 ? line.substr(0, 197) + "..." : line;
+}
+
 }  // namespace graft

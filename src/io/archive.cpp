@@ -143,8 +143,9 @@ void load_archive_verified(const std::string& path, torch::serialize::InputArchi
   try {
     in.load_from(bytes.data(), bytes.size(), device);
   } catch (const c10::Error& e) {
-    std::string m = e.what_without_backtrace();
-    GRAFT_FAIL(what, " '", path, "' cannot be read (", m.substr(0, m.find('\n')), ")");
+    GRAFT_FAIL(what, " '", path, "' cannot be read (", brief(e.what_without_backtrace()), ")");
+  } catch (const std::exception& e) {  // the TorchScript compiler's errors: damaged code inside
+    GRAFT_FAIL(what, " '", path, "' cannot be read (", brief(e.what()), ")");
   }
 }
 

@@ -236,9 +236,9 @@ BackbonePtr load_torchscript(const std::string& path) {
     m = torch::jit::load(is, torch::kCPU, extra);
   } catch (const c10::Error& e) {
     std::string msg = e.what_without_backtrace();
-    GRAFT_FAIL(path, " is not a loadable TorchScript file (", msg.substr(0, msg.find('\n')), "); ", kExportHint);
+    GRAFT_FAIL(path, " is not a loadable TorchScript file (", brief(msg), "); ", kExportHint);
   } catch (const std::exception& e) {
-    GRAFT_FAIL(path, " is not a loadable TorchScript file (", e.what(), "); ", kExportHint);
+    GRAFT_FAIL(path, " is not a loadable TorchScript file (", brief(e.what()), "); ", kExportHint);
   }
   return wrap_torchscript(m, path, extra[kMetaFile]);
 }
@@ -298,9 +298,12 @@ BackbonePtr torchscript_from_bytes(const std::string& bytes, const std::string& 
       return is_placeholder(t) ? at::zeros(t.sizes(), t.options()) : t;
     });
     return wrap_torchscript(m, origin, extra[kMetaFile]);
+  } catch (const graft::Error&) {
+    throw;
   } catch (const c10::Error& e) {
-    std::string msg = e.what_without_backtrace();
-    GRAFT_FAIL(origin, ": the TorchScript model stored in it cannot be loaded (", msg.substr(0, msg.find('\n')), ")");
+    GRAFT_FAIL(origin, ": the TorchScript model stored in it cannot be loaded (", brief(e.what_without_backtrace()), ")");
+  } catch (const std::exception& e) {  // the TorchScript compiler's own errors (damaged code)
+    GRAFT_FAIL(origin, ": the TorchScript model stored in it cannot be loaded (", brief(e.what()), ")");
   }
 }
 

@@ -49,6 +49,10 @@ std::vector<std::string> close_matches(const std::string& name, const std::vecto
 /// value is one of allowed.
 void check_choice(const std::string& option, const std::string& value, const std::vector<std::string>& allowed);
 
+/// A library's error message made fit for one line: its first non-blank line, bytes outside
+/// printable ASCII shown as '?', at most 200 characters (damaged files put binary junk in them).
+std::string brief(const std::string& message);
+
 }  // namespace graft
 
 /// Throws graft::Error built from the remaining arguments when cond is false.
