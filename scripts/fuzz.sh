@@ -25,7 +25,8 @@ flags() {  # libFuzzer flags shared by every run
   local name="$1"
   local max_len=8192
   [ "$name" = checkpoint ] && max_len=16384  # the seed checkpoints are 8 and 13 KB
-  echo "-rss_limit_mb=2048 -timeout=20 -max_len=$max_len -print_final_stats=1"
+  # a failing input is written into the build folder (crash-*, timeout-*, oom-*), not the cwd
+  echo "-rss_limit_mb=2048 -timeout=20 -max_len=$max_len -print_final_stats=1 -artifact_prefix=$build/"
   [ -f "$here/fuzz/$name.dict" ] && echo "-dict=$here/fuzz/$name.dict"
   return 0
 }
