@@ -32,13 +32,14 @@ flags() {  # libFuzzer flags shared by every run
 }
 
 run_one() {  # BIN SEEDS SECONDS: a throw-away copy of the seeds, so nothing is written back
-  local bin="$1" seeds="$2" secs="$3" name work
+  local bin="$1" seeds="$2" secs="$3" name work rc=0
   name="$(basename "$bin")"; name="${name#fuzz_}"
   work="$(mktemp -d)"
-  trap 'rm -rf "$work"' RETURN
   cp -r "$seeds"/. "$work"/
   # shellcheck disable=SC2046
-  "$bin" $(flags "$name") -max_total_time="$secs" "$work"
+  "$bin" $(flags "$name") -max_total_time="$secs" "$work" || rc=$?
+  rm -rf "$work"
+  return "$rc"
 }
 
 build() {
