@@ -2,10 +2,10 @@
 # libFuzzer harnesses of graft's parsers (fuzz/), built with clang-14 into build-fuzz
 # with AddressSanitizer + UndefinedBehaviorSanitizer.
 #   scripts/fuzz.sh build                 configure and build every harness and the sanitized
-#                                         parser tests (graft_parser_tests)
+#                                         subset of the suite (graft_sanitized_tests)
 #   scripts/fuzz.sh check [SECONDS]       what CI runs (scripts/test.sh): build, the smoke, and the
 #                                         sanitized subset of the suite (readers, parsers,
-#                                         checkpoints, run folders) under ASan+UBSan
+#                                         checkpoints, run folders, fine-tuning) under ASan+UBSan
 #   scripts/fuzz.sh smoke [SECONDS]       run each harness SECONDS (default 5) from its seeds
 #   scripts/fuzz.sh run NAME [RUNS [SECS]] run one harness for RUNS executions (default 10 million)
 #                                         or SECS seconds if that comes first (default: no limit);
@@ -49,7 +49,7 @@ build() {
   command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
   CC=clang-14 CXX=clang++-14 cmake -S "$here" -B "$build" "${gen[@]}" "${launcher[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DGRAFT_BUILD_FUZZ=ON -DGRAFT_BUILD_TESTS=OFF -DGRAFT_BUILD_BENCH=OFF
-  cmake --build "$build" --target fuzz_all graft_parser_tests -j "$(nproc)"
+  cmake --build "$build" --target fuzz_all graft_sanitized_tests -j "$(nproc)"
 }
 
 smoke() {  # SECONDS: every harness from its seeds
@@ -68,9 +68,9 @@ smoke() {  # SECONDS: every harness from its seeds
   rm -f "$log"
 }
 
-# The sanitized subset leaves out the four tests that run the graft executable (not built in
+# The sanitized subset leaves out the five tests that run the graft executable (not built in
 # this tree); scripts/sanitize.sh runs them sanitized with the rest of the suite.
-parser_tests_filter='-Reliability.EvalAndPredictRefuseAModelWithNonFiniteWeights:Reliability.PredictCsvQuotesClassNamesWithCommasQuotesAndNewlines:Reliability.EmptyOrNegativeSeedsAreErrors:Reliability.DamagedCodeInsideAModelFileIsOneLine'
+sanitized_tests_filter='-Reliability.EvalAndPredictRefuseAModelWithNonFiniteWeights:Reliability.PredictCsvQuotesClassNamesWithCommasQuotesAndNewlines:Reliability.EmptyOrNegativeSeedsAreErrors:Reliability.DamagedCodeInsideAModelFileIsOneLine:Finetune.CliFinetunesAndRejectsBadInput'
 
 case "${1:-}" in
   build)
@@ -82,8 +82,9 @@ case "${1:-}" in
   check)
     build
     smoke "${2:-5}"
-    echo "== graft_parser_tests (ASan+UBSan)"
-    ASAN_OPTIONS="detect_leaks=0:detect_odr_violation=0" "$build/fuzz/graft_parser_tests" --gtest_filter="$parser_tests_filter"
+    echo "== graft_sanitized_tests (ASan+UBSan)"
+    [ -f "$build/fuzz/fixtures/resnet_tiny.pt" ] || /usr/bin/python3 "$here/scripts/make_fixtures.py" "$build/fuzz/fixtures" > /dev/null
+    ASAN_OPTIONS="detect_leaks=0:detect_odr_violation=0" "$build/fuzz/graft_sanitized_tests" --gtest_filter="$sanitized_tests_filter"
     ;;
   run)
     name="${2:?name: ${fuzzers[*]}}"; runs="${3:-10000000}"; secs="${4:-0}"
