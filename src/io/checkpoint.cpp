@@ -173,7 +173,7 @@ Checkpoint load_checkpoint(const std::string& path, bool restore_rng) {
         if (bm.arch == "torchscript") {
           at::Tensor bytes;
           GRAFT_CHECK(in.try_read("torchscript", bytes), path, ": checkpoint of a cut TorchScript model lacks the base");
-          base = models::torchscript_from_bytes(tensor_bytes(bytes), path);
+          base = models::torchscript_from_bytes(tensor_bytes(bytes), path, /*weights_follow=*/true);
         } else {
           base = models::create_model(bm.arch, bm.input_shape, bm.num_classes());
         }

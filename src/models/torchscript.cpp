@@ -289,14 +289,13 @@ std::string torchscript_bytes(const Backbone& b, bool weights) {
   return os.str();
 }
 
-BackbonePtr torchscript_from_bytes(const std::string& bytes, const std::string& origin) {
+BackbonePtr torchscript_from_bytes(const std::string& bytes, const std::string& origin, bool weights_follow) {
   std::istringstream is(bytes);
   torch::jit::ExtraFilesMap extra{{kMetaFile, ""}};
   try {
     auto m = torch::jit::load(is, torch::kCPU, extra);
-    replace_tensors(m, [](const at::Tensor& t) {
-      return is_placeholder(t) ? at::zeros(t.sizes(), t.options()) : t;
-    });
+    if (weights_follow)  // only then is every placeholder overwritten by the caller
+      replace_tensors(m, [](const at::Tensor& t) { return is_placeholder(t) ? at::zeros(t.sizes(), t.options()) : t; });
     return wrap_torchscript(m, origin, extra[kMetaFile]);
   } catch (const graft::Error&) {
     throw;

@@ -83,10 +83,10 @@ void save_torchscript(const Backbone& b, const std::string& path);
 /// Serialises/deserialises a TorchScript-backed model to bytes (for checkpoints). With
 /// weights=false every parameter and buffer of more than one element is stored as a single
 /// element broadcast to its shape: code and structure only, for a checkpoint that stores the
-/// weights beside it. torchscript_from_bytes gives such tensors memory of their own again
-/// (zeros, to be overwritten by the caller).
+/// weights beside it. torchscript_from_bytes with weights_follow=true gives such tensors
+/// memory of their own again (zeros: the caller then writes every parameter and buffer).
 std::string torchscript_bytes(const Backbone& b, bool weights = true);
-BackbonePtr torchscript_from_bytes(const std::string& bytes, const std::string& origin);
+BackbonePtr torchscript_from_bytes(const std::string& bytes, const std::string& origin, bool weights_follow = false);
 
 /// Checks that running the children in order reproduces the module's own forward()
 /// on a random input of this shape (so taps and cuts mean what they say).
