@@ -499,6 +499,39 @@ TEST(Reliability, CheckpointOnAFullTmpfsFailsCleanly) {
   EXPECT_TRUE(left.empty()) << left.size() << " files left, first " << (left.empty() ? "" : left[0]);
 }
 
+TEST(Reliability, FilesOfUnknownSizeAreReadToTheirEnd) {
+  // /proc reports a size of 0 for files that are not empty; the size is only a hint.
+  auto status = graft::read_file_bytes("/proc/self/status", "status");
+  EXPECT_NE(status.find("Pid:"), std::string::npos);
+  EXPECT_EQ(status.back(), '\n');
+  TempDir tmp;
+  std::string big(3 << 20, 'a');
+  big[12345] = 'b';
+  write_bytes(tmp / "big", big);
+  EXPECT_EQ(graft::read_file_bytes(tmp / "big", "file"), big);
+  write_bytes(tmp / "empty", "");
+  EXPECT_EQ(graft::read_file_bytes(tmp / "empty", "file"), "");
+}
+
+TEST(Reliability, FilesWrittenInPiecesAreAtomicAndAProducersErrorLeavesNothing) {
+  TempDir tmp;
+  graft::write_chunks_atomically(tmp / "f", [](const graft::ChunkSink& sink) {
+    for (int i = 0; i < 1000; ++i) EXPECT_TRUE(sink("0123456789", 10));
+  });
+  std::string ten;
+  for (int i = 0; i < 1000; ++i) ten += "0123456789";
+  EXPECT_EQ(read_bytes(tmp / "f"), ten);
+  auto e = error_of([&] {
+    graft::write_chunks_atomically(tmp / "f", [](const graft::ChunkSink& sink) {
+      sink("partial", 7);
+      throw graft::Error("the producer failed");
+    });
+  });
+  EXPECT_EQ(e, "the producer failed");
+  EXPECT_EQ(read_bytes(tmp / "f"), ten);  // the old file, and no temp file beside it
+  EXPECT_EQ(names_in(tmp.path()), std::vector<std::string>{"f"});
+}
+
 TEST(Reliability, StaleTempFilesOfDeadProcessesAreCleaned) {
   TempDir tmp;
   pid_t child = fork();

@@ -11,6 +11,7 @@
 #include "graft/train/divergence.h"
 #include "graft/train/trainer.h"
 #include "test_util.h"
+#include "../src/train/fused_adam.h"
 
 using namespace graft;
 using graft::test::error_of;
@@ -206,6 +207,9 @@ TEST(Checkpoint, AtomicVersionedAndRejectsCorruption) {
   auto msg = error_of([&] { io::load_checkpoint(d / "t.ckpt"); });
   EXPECT_NE(msg.find("t.ckpt"), std::string::npos) << msg;
   EXPECT_FALSE(io::is_checkpoint(test::fixtures() + "/resnet_tiny.pt"));
+  // A damaged archive is an error, not "some other kind of file".
+  msg = error_of([&] { io::is_checkpoint(d / "t.ckpt"); });
+  EXPECT_TRUE(msg.find("t.ckpt") != std::string::npos && msg.find("damaged") != std::string::npos) << msg;
 }
 
 TEST(Checkpoint, TorchScriptModelsSaveBackForPython) {
@@ -238,4 +242,114 @@ TEST(Checkpoint, TorchScriptModelsSaveBackForPython) {
   ck.model->train(false);
   torch::NoGradGuard ng;
   EXPECT_TRUE(torch::allclose(ck.model->forward(x), m->forward(x)));
+}
+
+namespace {
+
+// Parameters of every kind the fused step meets: a channels-last convolution weight and a
+// matrix (one pass each), a float64 vector and a weight whose gradient has other strides
+// (both left to libtorch's own steps).
+std::vector<torch::Tensor> optimizer_params(uint64_t seed) {
+  torch::manual_seed(static_cast<int64_t>(seed));
+  std::vector<torch::Tensor> ps = {torch::randn({8, 3, 5, 5}).contiguous(at::MemoryFormat::ChannelsLast),
+                                   torch::randn({33, 70}), torch::randn({19}, torch::kFloat64),
+                                   torch::randn({6, 4, 3, 3})};
+  for (auto& p : ps) p.requires_grad_(true);
+  return ps;
+}
+
+void give_gradients(std::vector<torch::Tensor>& ps, int step) {
+  torch::manual_seed(100 + step);
+  for (size_t i = 0; i < ps.size(); ++i) {
+    auto g = torch::randn(ps[i].sizes(), ps[i].options().requires_grad(false));
+    if (i == 3) g = g.contiguous(at::MemoryFormat::ChannelsLast);  // strides unlike the weight's
+    else g = g.contiguous(ps[i].suggest_memory_format());
+    ps[i].mutable_grad() = g;
+  }
+}
+
+double max_difference(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+  double d = 0;
+  for (size_t i = 0; i < a.size(); ++i) d = std::max(d, (a[i] - b[i]).abs().max().item<double>());
+  return d;
+}
+
+template <typename Fused, typename Reference, typename Options>
+void expect_same_steps(const Options& options) {
+  auto a = optimizer_params(1), b = optimizer_params(1);
+  Fused fused({torch::optim::OptimizerParamGroup(a)}, options);
+  Reference ref({torch::optim::OptimizerParamGroup(b)}, options);
+  for (int step = 0; step < 6; ++step) {
+    give_gradients(a, step), give_gradients(b, step);
+    fused.step(), ref.step();
+  }
+  // float32 rounding apart (libtorch rounds between its eight passes; the fused loop keeps
+  // values in registers), the same weights; the float64 one and the one with other
+  // strides took libtorch's path, bit for bit.
+  EXPECT_LT(max_difference({a[0], a[1]}, {b[0], b[1]}), 1e-6);
+  EXPECT_TRUE(torch::equal(a[2], b[2]));
+  EXPECT_TRUE(torch::equal(a[3], b[3]));
+  EXPECT_GT((a[1] - optimizer_params(1)[1]).abs().max().item<double>(), 1e-3);  // it did move
+  // Two parameters a step went through the fused loop (none with amsgrad).
+  EXPECT_EQ(fused.fused_updates(), options.amsgrad() ? 0 : 12);
+}
+
+}  // namespace
+
+TEST(Optimizer, FusedAdamAndAdamWTakeLibtorchsSteps) {
+  expect_same_steps<train::FusedAdam, torch::optim::Adam>(torch::optim::AdamOptions(0.01));
+  expect_same_steps<train::FusedAdam, torch::optim::Adam>(torch::optim::AdamOptions(0.01).weight_decay(0.1));
+  expect_same_steps<train::FusedAdam, torch::optim::Adam>(torch::optim::AdamOptions(0.01).amsgrad(true));
+  expect_same_steps<train::FusedAdamW, torch::optim::AdamW>(torch::optim::AdamWOptions(0.01).weight_decay(0.1));
+}
+
+TEST(Optimizer, FusedAdamStateIsLibtorchsAdamState) {
+  // Checkpoints carry the optimizer state: what the fused Adam saves, libtorch's Adam loads
+  // and continues from, and the other way round.
+  auto a = optimizer_params(2), b = optimizer_params(2);
+  train::FusedAdam fused(a, torch::optim::AdamOptions(0.01));
+  for (int step = 0; step < 3; ++step) give_gradients(a, step), fused.step();
+  torch::serialize::OutputArchive out;
+  fused.save(out);
+  std::ostringstream bytes;
+  out.save_to(bytes);
+  for (size_t i = 0; i < a.size(); ++i) b[i].data().copy_(a[i].detach());
+  torch::optim::Adam ref(b, torch::optim::AdamOptions(0.01));
+  torch::serialize::InputArchive in;
+  std::istringstream is(bytes.str());
+  in.load_from(is);
+  ref.load(in);
+  for (int step = 3; step < 6; ++step) {
+    give_gradients(a, step), give_gradients(b, step);
+    fused.step(), ref.step();
+  }
+  EXPECT_LT(max_difference(a, b), 1e-6);
+  // Saved by libtorch's Adam from a channels-last weight, loaded for the same weight in NCHW:
+  // the moments take the weight's layout, and the fused loop goes on.
+  torch::serialize::OutputArchive out2;
+  ref.save(out2);
+  std::ostringstream bytes2;
+  out2.save_to(bytes2);
+  auto e = optimizer_params(2);
+  for (size_t i = 0; i < e.size(); ++i) e[i].data().copy_(b[i].detach());
+  e[0] = e[0].detach().contiguous().requires_grad_(true);
+  ASSERT_TRUE(e[0].is_contiguous() && !b[0].is_contiguous());
+  train::FusedAdam resumed(e, torch::optim::AdamOptions(0.01));
+  torch::serialize::InputArchive in2;
+  std::istringstream is2(bytes2.str());
+  in2.load_from(is2);
+  resumed.load(in2);
+  std::vector<torch::Tensor> f;  // the weights before this step
+  for (auto& t : b) f.push_back(t.detach().clone());
+  give_gradients(e, 6), give_gradients(b, 6);
+  resumed.step(), ref.step();
+  EXPECT_EQ(resumed.fused_updates(), 2);
+  EXPECT_LT(max_difference(e, b), 1e-6);
+  // Without the saved moments that step would have gone elsewhere.
+  auto c = optimizer_params(2);
+  torch::optim::Adam fresh(c, torch::optim::AdamOptions(0.01));
+  for (size_t i = 0; i < c.size(); ++i) c[i].data().copy_(f[i].detach());
+  give_gradients(c, 6);
+  fresh.step();
+  EXPECT_GT(max_difference(b, c), 1e-4);
 }

@@ -78,28 +78,47 @@ void write_atomically(const std::string& path, const std::function<void(const st
   }
 }
 
-void write_bytes_atomically(const std::string& path, const std::string& bytes) {
+void write_chunks_atomically(const std::string& path, const std::function<void(const ChunkSink&)>& produce) {
   prepare_parent(path);
   std::string tmp = tmp_path_for(path);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
   GRAFT_CHECK(fd >= 0, path, ": cannot write (", reason(errno), "); check the folder exists and is writable");
   int err = 0;
-  size_t done = 0;
-  while (done < bytes.size() && !err) {
-    ssize_t n = ::write(fd, bytes.data() + done, std::min<size_t>(bytes.size() - done, size_t{1} << 30));
-    if (n > 0) done += static_cast<size_t>(n);
-    else if (n < 0 && errno != EINTR) err = errno;
-    else if (n == 0) err = EIO;
+  uint64_t done = 0, offered = 0;
+  // After a failed write the sink keeps accepting (and dropping) bytes: producers such as
+  // libtorch's archive writer finish their work in destructors, where an error would abort.
+  ChunkSink sink = [&](const void* data, size_t n) {
+    offered += n;
+    auto p = static_cast<const char*>(data);
+    while (n > 0 && !err) {
+      ssize_t k = ::write(fd, p, std::min<size_t>(n, size_t{1} << 30));
+      if (k > 0) done += static_cast<uint64_t>(k), p += k, n -= static_cast<size_t>(k);
+      else if (k < 0 && errno != EINTR) err = errno;
+      else if (k == 0) err = EIO;
+    }
+    return err == 0;
+  };
+  try {
+    produce(sink);
+  } catch (...) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    if (err == 0) throw;  // the producer's own error
+    fd = -1;
   }
-  if (!err && ::fsync(fd) != 0) err = errno;
-  if (::close(fd) != 0 && !err) err = errno;
-  if (!err && ::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
+  if (fd >= 0 && err == 0 && ::fsync(fd) != 0) err = errno;
+  if (fd >= 0 && ::close(fd) != 0 && err == 0) err = errno;
+  if (err == 0 && ::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
   if (err) {
     ::unlink(tmp.c_str());
-    GRAFT_FAIL(path, ": write failed after ", done, " of ", bytes.size(), " bytes: ", reason(err),
+    GRAFT_FAIL(path, ": write failed after ", done, " of ", offered, "+ bytes: ", reason(err),
                "; nothing was written (free space or choose another folder)");
   }
   fsync_parent(path);
+}
+
+void write_bytes_atomically(const std::string& path, const std::string& bytes) {
+  write_chunks_atomically(path, [&](const ChunkSink& sink) { sink(bytes.data(), bytes.size()); });
 }
 
 void write_text_atomically(const std::string& path, const std::string& text) { write_bytes_atomically(path, text); }
@@ -108,10 +127,24 @@ std::string read_file_bytes(const std::string& path, const std::string& what) {
   require_readable(path, what);
   std::error_code ec;
   GRAFT_CHECK(!fs::is_directory(path, ec), what, " '", path, "' is a folder; give the file itself");
-  std::ifstream in(path, std::ios::binary);
-  GRAFT_CHECK(in, what, " '", path, "' cannot be opened");
-  std::string out((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  GRAFT_CHECK(!in.bad(), what, " '", path, "': read error");
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  GRAFT_CHECK(fd >= 0, what, " '", path, "' cannot be opened (", reason(errno), ")");
+  struct stat st {};
+  std::string out;
+  // The size is a hint (files that grow, or /proc files reporting 0, are read to the end).
+  if (::fstat(fd, &st) == 0 && st.st_size > 0) out.resize(static_cast<size_t>(st.st_size));
+  size_t have = 0;
+  int err = 0;
+  for (;;) {
+    if (have == out.size()) out.resize(std::max<size_t>(out.size() * 2, 1 << 16));
+    ssize_t k = ::read(fd, out.data() + have, out.size() - have);
+    if (k > 0) have += static_cast<size_t>(k);
+    else if (k == 0) break;
+    else if (errno != EINTR) { err = errno; break; }
+  }
+  ::close(fd);
+  GRAFT_CHECK(err == 0, what, " '", path, "': read error (", reason(err), ")");
+  out.resize(have);
   return out;
 }
 

@@ -150,12 +150,14 @@ void load_archive_verified(const std::string& path, torch::serialize::InputArchi
 }
 
 void save_archive_atomically(const std::string& path, torch::serialize::OutputArchive& out) {
-  std::string bytes;
-  out.save_to([&bytes](const void* p, size_t n) {
-    bytes.append(static_cast<const char*>(p), n);
-    return n;
+  // Streamed to the temp file. The sink never reports a short write to libtorch (whose
+  // writer would then throw from its destructor); write_chunks_atomically throws afterwards.
+  write_chunks_atomically(path, [&out](const ChunkSink& sink) {
+    out.save_to([&sink](const void* p, size_t n) {
+      sink(p, n);
+      return n;
+    });
   });
-  write_bytes_atomically(path, bytes);
 }
 
 }  // namespace graft::io

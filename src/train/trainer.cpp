@@ -31,6 +31,7 @@
 #include "graft/train/divergence.h"
 #include "graft/models/zoo.h"
 #include "graft/train/l2sp.h"
+#include "fused_adam.h"
 #include "prefix_cache.h"
 
 namespace fs = std::filesystem;
@@ -55,8 +56,8 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& cfg,
     return std::make_unique<torch::optim::SGD>(
         groups, torch::optim::SGDOptions(cfg.lr).momentum(cfg.momentum).nesterov(cfg.nesterov).weight_decay(cfg.weight_decay));
   if (cfg.optimizer == "adam")
-    return std::make_unique<torch::optim::Adam>(groups, torch::optim::AdamOptions(cfg.lr).weight_decay(cfg.weight_decay));
-  return std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(cfg.lr).weight_decay(cfg.weight_decay));
+    return std::make_unique<FusedAdam>(groups, torch::optim::AdamOptions(cfg.lr).weight_decay(cfg.weight_decay));
+  return std::make_unique<FusedAdamW>(groups, torch::optim::AdamWOptions(cfg.lr).weight_decay(cfg.weight_decay));
 }
 
 /// Learning curves (loss and accuracy per epoch, train and validation) as SVG.
@@ -682,7 +683,10 @@ void Trainer::Run::step(const at::Tensor& x_cpu, const at::Tensor& y_cpu, int64_
 }
 
 void Trainer::Run::backward_and_step(const at::Tensor& loss) {
-  opt->zero_grad();
+  // Gradients are dropped, not zeroed: backward then hands each parameter its gradient
+  // buffer instead of filling a zero tensor and adding to it (the values are the same).
+  for (auto& g : opt->param_groups())
+    for (auto& p : g.params()) p.mutable_grad().reset();
   if (avg) avg->prepare();
   const bool scaled = prec == Precision::kFp16;  // fp16 gradients underflow without a scale
   (scaled ? loss * loss_scale : loss).backward();

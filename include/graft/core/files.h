@@ -1,6 +1,7 @@
 #pragma once
 /// Small file helpers: atomic, durable writes; existence checks with clear errors;
 /// cleaning temp files left by killed processes.
+#include <cstddef>
 #include <functional>
 #include <string>
 #include <vector>
@@ -18,6 +19,16 @@ void write_atomically(const std::string& path, const std::function<void(const st
 /// (ENOSPC), a file-size limit (EFBIG) or any other failure throws graft::Error naming
 /// path and the reason, with the temp file removed and path untouched.
 void write_bytes_atomically(const std::string& path, const std::string& bytes);
+
+/// Receives a file's bytes piece by piece; returns false once a write has failed (later
+/// pieces are dropped, and write_chunks_atomically then throws).
+using ChunkSink = std::function<bool(const void* data, size_t n)>;
+
+/// write_bytes_atomically for a file produced in pieces: produce(sink) hands every piece to
+/// sink, which writes it straight to the temp file (no copy of the whole file in memory).
+/// A failed write throws graft::Error naming path and the reason after produce returns; an
+/// exception from produce propagates. Either way the temp file is removed, path untouched.
+void write_chunks_atomically(const std::string& path, const std::function<void(const ChunkSink&)>& produce);
 
 /// Writes text to path atomically (write_bytes_atomically).
 void write_text_atomically(const std::string& path, const std::string& text);

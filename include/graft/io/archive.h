@@ -31,7 +31,7 @@ int64_t verify_zip(const void* data, size_t size, const std::string& name);
 void load_archive_verified(const std::string& path, torch::serialize::InputArchive& in, const std::string& what,
                            c10::optional<c10::Device> device = c10::nullopt);
 
-/// Serialises `out` in memory, then writes it with write_bytes_atomically (checked
+/// Serialises `out` straight into a temp file with write_chunks_atomically (checked
 /// writes, fsync, rename, fsync of the folder). A full disk throws graft::Error with
 /// the temp file removed; nothing is thrown from a destructor.
 void save_archive_atomically(const std::string& path, torch::serialize::OutputArchive& out);

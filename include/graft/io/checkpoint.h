@@ -100,8 +100,10 @@ CheckpointChoice newest_valid_checkpoint(const std::string& dir,
 /// Loads the optimizer state saved in path into optimizer (same parameter layout).
 void load_optimizer_state(const std::string& path, torch::optim::Optimizer& optimizer);
 
-/// True when path is a graft checkpoint (as opposed to a plain TorchScript file).
-/// Throws graft::Error when path is a zip archive that fails its integrity check.
+/// True when path is a graft checkpoint (as opposed to a plain TorchScript file), read from
+/// the archive's directory and object record alone (no model is loaded). Throws
+/// graft::Error when path is a zip archive too damaged to read; damage elsewhere in it is
+/// found by the loader called next (load_checkpoint, models::load_torchscript).
 bool is_checkpoint(const std::string& path);
 
 /// Copies values of parameters and buffers from `from` into `to` by name; throws
