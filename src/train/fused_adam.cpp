@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 
 #include <cmath>
+#include <sstream>
 #include <string>
 #include <type_traits>
 
@@ -11,12 +12,18 @@
 namespace graft::train {
 namespace {
 
-// The optimizer's state map is keyed by the parameter's TensorImpl: as its address in
-// text in libtorch 1.13, as the pointer itself in later versions.
+// The optimizer's state map is keyed by the parameter's TensorImpl: in libtorch 1.13 by its
+// address as text (written by operator<<, as libtorch's own optimizers do), in later
+// versions by the pointer itself.
 template <typename Map>
 typename Map::key_type state_key(const Map&, const at::Tensor& p) {
-  if constexpr (std::is_same_v<typename Map::key_type, std::string>) return c10::guts::to_string(p.unsafeGetTensorImpl());
-  else return p.unsafeGetTensorImpl();
+  if constexpr (std::is_same_v<typename Map::key_type, std::string>) {
+    std::ostringstream os;
+    os << p.unsafeGetTensorImpl();
+    return os.str();
+  } else {
+    return p.unsafeGetTensorImpl();
+  }
 }
 
 bool fusable(const at::Tensor& p, const at::Tensor& g, const at::Tensor& m, const at::Tensor& v) {
