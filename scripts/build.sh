@@ -7,7 +7,8 @@ build="${BUILD_DIR:-$here/build}"
 gen=()
 command -v ninja >/dev/null && gen=(-G Ninja)
 if [ ! -f "$build/CMakeCache.txt" ]; then
-  cmake -S "$here" -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release "$@"
+  # GRAFT_GLOO=ON: multi-process CPU training is required here, never silently left out.
+  cmake -S "$here" -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DGRAFT_GLOO=ON "$@"
 elif [ $# -gt 0 ]; then
   cmake -S "$here" -B "$build" "$@"
 fi

@@ -1,6 +1,7 @@
 #include "graft/core/precision.h"
 
 #include <ATen/autocast_mode.h>
+#include <torch/version.h>
 
 #include <fstream>
 #include <string>
@@ -34,21 +35,46 @@ bool cpu_has_native_bf16() {
   return false;
 }
 
+namespace {
+
+// libtorch 2.4 made autocast's state per device type (is_autocast_enabled(kCUDA), ...) and
+// deprecated the CPU- and GPU-named functions, which then warn on every call.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+bool autocast_enabled(c10::DeviceType d) { return at::autocast::is_autocast_enabled(d); }
+at::ScalarType autocast_dtype(c10::DeviceType d) { return at::autocast::get_autocast_dtype(d); }
+void set_autocast(c10::DeviceType d, bool on, at::ScalarType t) {
+  at::autocast::set_autocast_enabled(d, on);
+  at::autocast::set_autocast_dtype(d, t);
+}
+#else
+bool autocast_enabled(c10::DeviceType d) {
+  return d == c10::DeviceType::CPU ? at::autocast::is_cpu_enabled() : at::autocast::is_enabled();
+}
+at::ScalarType autocast_dtype(c10::DeviceType d) {
+  return d == c10::DeviceType::CPU ? at::autocast::get_autocast_cpu_dtype() : at::autocast::get_autocast_gpu_dtype();
+}
+void set_autocast(c10::DeviceType d, bool on, at::ScalarType t) {
+  if (d == c10::DeviceType::CPU) {
+    at::autocast::set_cpu_enabled(on);
+    at::autocast::set_autocast_cpu_dtype(t);
+  } else {
+    at::autocast::set_enabled(on);
+    at::autocast::set_autocast_gpu_dtype(t);
+  }
+}
+#endif
+
+}  // namespace
+
 AutocastGuard::AutocastGuard(Precision p, c10::DeviceType device) : device_(device) {
   if (p == Precision::kFp32) return;
   const auto dtype = p == Precision::kBf16 ? at::kBFloat16 : at::kHalf;
   active_ = true;
-  if (device_ == c10::DeviceType::CPU) {
-    was_enabled_ = at::autocast::is_cpu_enabled();
-    was_dtype_ = at::autocast::get_autocast_cpu_dtype();
-    at::autocast::set_cpu_enabled(true);
-    at::autocast::set_autocast_cpu_dtype(dtype);
-  } else {
-    was_enabled_ = at::autocast::is_enabled();
-    was_dtype_ = at::autocast::get_autocast_gpu_dtype();
-    at::autocast::set_enabled(true);
-    at::autocast::set_autocast_gpu_dtype(dtype);
-  }
+  // Autocast has two states before libtorch 2.4, the CPU's and the GPU's: every other device
+  // type is treated as the GPU's, as those versions do.
+  was_enabled_ = autocast_enabled(device_);
+  was_dtype_ = autocast_dtype(device_);
+  set_autocast(device_, true, dtype);
   at::autocast::increment_nesting();
 }
 
@@ -56,13 +82,7 @@ AutocastGuard::~AutocastGuard() {
   if (!active_) return;
   // Leaving the outermost region frees the casts of weights cached inside it.
   if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-  if (device_ == c10::DeviceType::CPU) {
-    at::autocast::set_cpu_enabled(was_enabled_);
-    at::autocast::set_autocast_cpu_dtype(was_dtype_);
-  } else {
-    at::autocast::set_enabled(was_enabled_);
-    at::autocast::set_autocast_gpu_dtype(was_dtype_);
-  }
+  set_autocast(device_, was_enabled_, was_dtype_);
 }
 
 at::Tensor to_float32(const at::Tensor& t) {

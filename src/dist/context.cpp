@@ -4,10 +4,14 @@
 
 #include <c10/util/Exception.h>
 #include <glog/logging.h>
+#include <torch/csrc/distributed/c10d/Backend.hpp>
 #include <torch/csrc/distributed/c10d/FileStore.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#ifdef GRAFT_WITH_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/version.h>
 #ifdef GRAFT_WITH_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
@@ -26,6 +30,15 @@ namespace graft::dist {
 namespace {
 
 using ms = std::chrono::milliseconds;
+
+// What the Gloo and NCCL process groups derive from: c10d::ProcessGroup in libtorch 1.13,
+// c10d::Backend from 2.0 on (a ProcessGroup there is a front for backends). graft calls
+// broadcast, allreduce and barrier, which both declare alike.
+#if TORCH_VERSION_MAJOR >= 2
+using Collectives = c10d::Backend;
+#else
+using Collectives = c10d::ProcessGroup;
+#endif
 
 int64_t parse_int(const std::string& name, const std::string& v, int64_t lo, int64_t hi) {
   size_t pos = 0;
@@ -61,7 +74,7 @@ void quiet_c10d_log() {
   if (!debug || !*debug || std::string(debug) == "0") FLAGS_minloglevel = google::GLOG_FATAL;
 }
 
-bool is_loopback(const std::string& addr) {
+[[maybe_unused]] bool is_loopback(const std::string& addr) {  // (used by the Gloo backend)
   return addr == "localhost" || addr.rfind("127.", 0) == 0 || addr == "::1";
 }
 
@@ -128,7 +141,7 @@ struct Context::Impl {
   ContextOptions opts;
   c10::intrusive_ptr<c10d::Store> store;     ///< the main thread's connection
   c10::intrusive_ptr<c10d::Store> hb_store;  ///< the heartbeat's own (a TCPStore wait holds its connection)
-  c10::intrusive_ptr<c10d::ProcessGroup> pg;
+  c10::intrusive_ptr<Collectives> pg;
   std::thread heartbeat;
   std::mutex mu;
   std::condition_variable cv;
@@ -193,6 +206,7 @@ c10::intrusive_ptr<c10d::Store> tcp_store(const Env& e, bool server, ms timeout)
   }
 }
 
+#ifdef GRAFT_WITH_GLOO
 std::shared_ptr<::gloo::transport::Device> gloo_device(const Env& e) {
   // One machine: loopback. Several: the interface GLOO_SOCKET_IFNAME names, else the address
   // this machine's hostname resolves to (what torch.distributed does).
@@ -201,8 +215,9 @@ std::shared_ptr<::gloo::transport::Device> gloo_device(const Env& e) {
   if (is_loopback(e.master_addr)) return c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1");
   return c10d::ProcessGroupGloo::createDefaultDevice();
 }
+#endif
 
-c10::intrusive_ptr<c10d::ProcessGroup> process_group(const Env& e, const ContextOptions& o,
+c10::intrusive_ptr<Collectives> process_group(const Env& e, const ContextOptions& o,
                                                      const c10::intrusive_ptr<c10d::Store>& store, ms timeout) {
   auto prefixed = c10::make_intrusive<c10d::PrefixStore>("pg/", store);
   if (o.backend == "nccl") {
@@ -216,10 +231,17 @@ c10::intrusive_ptr<c10d::ProcessGroup> process_group(const Env& e, const Context
 #endif
   }
   GRAFT_CHECK(o.backend == "gloo", "distributed backend '", o.backend, "' is not one of gloo, nccl");
+#ifdef GRAFT_WITH_GLOO
   auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
   opts->devices.push_back(gloo_device(e));
   opts->threads = 2;
   return c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, e.rank, e.world_size, opts);
+#else
+  (void)e, (void)timeout;
+  GRAFT_FAIL("distributed backend gloo (several processes on CPUs) is not in this build of graft (configured with "
+             "GRAFT_GLOO=OFF, or without Gloo headers that fit its libtorch: see CMake's message); run one process, "
+             "or rebuild with fitting Gloo headers and -DGRAFT_GLOO=ON");
+#endif
 }
 
 }  // namespace
