@@ -499,6 +499,22 @@ TEST(Reliability, CheckpointOnAFullTmpfsFailsCleanly) {
   EXPECT_TRUE(left.empty()) << left.size() << " files left, first " << (left.empty() ? "" : left[0]);
 }
 
+TEST(Reliability, OneRecordOfAnArchiveIsReadWithoutLoadingIt) {
+  TempDir tmp;
+  auto s = small_model();
+  save_state(tmp / "c.ckpt", s, 1);
+  auto bytes = read_bytes(tmp / "c.ckpt");
+  auto pkl = io::zip_record(bytes.data(), bytes.size(), "data.pkl", "c.ckpt");
+  ASSERT_TRUE(pkl.has_value());
+  EXPECT_NE(pkl->find("graft_meta"), std::string::npos);
+  EXPECT_FALSE(io::zip_record(bytes.data(), bytes.size(), "no such record", "c.ckpt").has_value());
+  EXPECT_TRUE(io::is_checkpoint(tmp / "c.ckpt"));
+  // A truncated archive is an error naming it (sizes are checked against the file before any
+  // record is copied or inflated, as in verify_zip).
+  auto e = error_of([&] { io::zip_record(bytes.data(), bytes.size() / 2, "data.pkl", "half.ckpt"); });
+  EXPECT_TRUE(contains(e, "half.ckpt") && contains(e, "damaged")) << e;
+}
+
 TEST(Reliability, FilesOfUnknownSizeAreReadToTheirEnd) {
   // /proc reports a size of 0 for files that are not empty; the size is only a hint.
   auto status = graft::read_file_bytes("/proc/self/status", "status");

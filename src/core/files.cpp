@@ -111,7 +111,7 @@ void write_chunks_atomically(const std::string& path, const std::function<void(c
   if (err == 0 && ::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
   if (err) {
     ::unlink(tmp.c_str());
-    GRAFT_FAIL(path, ": write failed after ", done, " of ", offered, "+ bytes: ", reason(err),
+    GRAFT_FAIL(path, ": write failed after ", done, " of ", offered, " bytes: ", reason(err),
                "; nothing was written (free space or choose another folder)");
   }
   fsync_parent(path);

@@ -5,6 +5,8 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <functional>
+#include <optional>
 #include <cstring>
 
 #include "graft/core/check.h"
@@ -99,8 +101,17 @@ std::string inflate_record(const unsigned char* src, uint64_t csize, uint64_t us
 
 }  // namespace
 
-int64_t verify_zip(const void* data, size_t n, const std::string& name) {
-  auto d = static_cast<const unsigned char*>(data);
+namespace {
+
+struct Record {
+  std::string name;
+  uint64_t method, crc, csize, usize, start;  ///< start: offset of its bytes in the file
+};
+
+// Walks the central directory, checking every entry against its local header and the file's
+// bounds, and hands each record to visit until it returns false. Returns the entry count.
+int64_t walk_zip(const unsigned char* d, size_t n, const std::string& name,
+                 const std::function<bool(const Record&)>& visit) {
   auto dir = find_directory(d, n, name);
   uint64_t pos = dir.offset, end = dir.offset + dir.size;
   for (uint64_t e = 0; e < dir.entries; ++e) {
@@ -122,18 +133,45 @@ int64_t verify_zip(const void* data, size_t n, const std::string& name) {
     uint64_t start = off + 30 + lnlen + lxlen;
     GRAFT_CHECK(start <= n && csize <= n - start, name, " is damaged or truncated: record '", rec,
                 "' extends past the end of the file");
-    uint32_t actual = 0;
-    if (method == 0) {
-      actual = crc_of(d + start, usize);
-    } else {
-      std::string plain = inflate_record(d + start, csize, usize, name, rec);
-      actual = crc_of(reinterpret_cast<const unsigned char*>(plain.data()), plain.size());
-    }
-    GRAFT_CHECK(actual == crc, name, " is damaged: record '", rec,
-                "' fails its CRC32 check (bit rot, a partial copy or an edited file); use an earlier copy or retrain");
+    if (!visit(Record{rec, method, crc, csize, usize, start})) break;
     pos += 46 + nlen + xlen + clen;
   }
   return static_cast<int64_t>(dir.entries);
+}
+
+std::string record_bytes(const unsigned char* d, const Record& r, const std::string& name) {
+  if (r.method == 0) return std::string(reinterpret_cast<const char*>(d + r.start), r.usize);
+  return inflate_record(d + r.start, r.csize, r.usize, name, r.name);
+}
+
+}  // namespace
+
+int64_t verify_zip(const void* data, size_t n, const std::string& name) {
+  auto d = static_cast<const unsigned char*>(data);
+  return walk_zip(d, n, name, [&](const Record& r) {
+    uint32_t actual = 0;
+    if (r.method == 0) {
+      actual = crc_of(d + r.start, r.usize);
+    } else {
+      std::string plain = inflate_record(d + r.start, r.csize, r.usize, name, r.name);
+      actual = crc_of(reinterpret_cast<const unsigned char*>(plain.data()), plain.size());
+    }
+    GRAFT_CHECK(actual == r.crc, name, " is damaged: record '", r.name,
+                "' fails its CRC32 check (bit rot, a partial copy or an edited file); use an earlier copy or retrain");
+    return true;
+  });
+}
+
+std::optional<std::string> zip_record(const void* data, size_t n, const std::string& record, const std::string& name) {
+  auto d = static_cast<const unsigned char*>(data);
+  std::optional<std::string> found;
+  walk_zip(d, n, name, [&](const Record& r) {
+    auto slash = r.name.find('/');
+    if (slash == std::string::npos || r.name.compare(slash + 1, std::string::npos, record) != 0) return true;
+    found = record_bytes(d, r, name);
+    return false;
+  });
+  return found;
 }
 
 void load_archive_verified(const std::string& path, torch::serialize::InputArchive& in, const std::string& what,

@@ -1,12 +1,10 @@
 #include "graft/io/checkpoint.h"
 
-#include <caffe2/serialize/inline_container.h>
 #include <torch/optim/optimizer.h>
 #include <torch/serialize.h>
 #include <torch/torch.h>
 
 #include <filesystem>
-#include <string_view>
 
 #include "graft/core/check.h"
 #include "graft/io/archive.h"
@@ -107,27 +105,21 @@ void save_checkpoint(const std::string& path, const models::Backbone& model, con
 }
 
 bool is_checkpoint(const std::string& path) {
-  // Only the archive's directory and its small data.pkl are read: a checkpoint's object
-  // carries the attribute "graft_meta" (save_checkpoint), whose name is stored there as
-  // is. Loading the archive to find out would cost a whole model load on every --model.
-  try {
-    caffe2::serialize::PyTorchStreamReader reader(path);
-    if (!reader.hasRecord("data.pkl")) return false;
-    auto [data, size] = reader.getRecord("data.pkl");
-    const auto* p = static_cast<const char*>(data.get());
-    return std::string_view(p, size).find("graft_meta") != std::string_view::npos;
-  } catch (const std::exception&) {
-  }
-  // Not readable as an archive. A damaged one is an error whatever it holds, not "some
-  // other kind of file".
   std::string bytes;
   try {
     bytes = read_file_bytes(path, "model");
   } catch (const Error&) {
     return false;
   }
-  if (bytes.rfind("PK\x03\x04", 0) == 0) verify_zip(bytes.data(), bytes.size(), "model file '" + path + "'");
-  return false;
+  if (bytes.rfind("PK\x03\x04", 0) != 0) return false;
+  // A damaged archive is an error whatever it holds, not "some other kind of file".
+  const std::string name = "model file '" + path + "'";
+  verify_zip(bytes.data(), bytes.size(), name);
+  // A checkpoint's object carries the attribute "graft_meta" (save_checkpoint), whose name the
+  // object record stores as is. Only that record is read: loading the archive with libtorch to
+  // find out would cost a whole model load on every --model.
+  auto pkl = zip_record(bytes.data(), bytes.size(), "data.pkl", name);
+  return pkl && pkl->find("graft_meta") != std::string::npos;
 }
 
 Checkpoint load_checkpoint(const std::string& path, bool restore_rng) {

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace torch::serialize {
@@ -23,6 +24,12 @@ namespace graft::io {
 /// libtorch's code files, after inflating them). Returns the number of records.
 /// Throws graft::Error "NAME is damaged: ..." naming the first bad record.
 int64_t verify_zip(const void* data, size_t size, const std::string& name);
+
+/// The content of `record` (e.g. "data.pkl") in a libtorch archive held in memory, whose
+/// records all sit under one top folder ("archive/data.pkl"); nullopt when there is none.
+/// Checks the directory and sizes as verify_zip does (not the CRCs); throws the same errors.
+std::optional<std::string> zip_record(const void* data, size_t size, const std::string& record,
+                                      const std::string& name);
 
 /// Reads path, verifies it with verify_zip and loads it into `in`. Throws graft::Error
 /// naming the file (`what` says what it should be, e.g. "checkpoint") when it is

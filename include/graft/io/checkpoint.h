@@ -101,9 +101,8 @@ CheckpointChoice newest_valid_checkpoint(const std::string& dir,
 void load_optimizer_state(const std::string& path, torch::optim::Optimizer& optimizer);
 
 /// True when path is a graft checkpoint (as opposed to a plain TorchScript file), read from
-/// the archive's directory and object record alone (no model is loaded). Throws
-/// graft::Error when path is a zip archive too damaged to read; damage elsewhere in it is
-/// found by the loader called next (load_checkpoint, models::load_torchscript).
+/// the archive's object record (data.pkl) alone: no model is loaded. Throws graft::Error
+/// when path is a zip archive that fails its integrity check (verify_zip).
 bool is_checkpoint(const std::string& path);
 
 /// Copies values of parameters and buffers from `from` into `to` by name; throws
