@@ -10,7 +10,8 @@
 #             vs bench/py/photos_loop.py extract; seconds
 #   finetune  graft finetune ResNet-18, 2 epochs on the same photos, a whole process
 #             vs bench/py/photos_loop.py finetune; seconds
-# Ratios are graft's speed over PyTorch's (above 1: graft is faster).
+# Ratios are graft's speed over PyTorch's (above 1: graft is faster). After the table, a check
+# that two processes (Gloo) run with this build.
 # usage: bench/gpu.sh [--device cuda|cpu] [--build] [--quick] [--out DIR]
 #   --build   first configure and build graft into build-gpu against the Python torch's own
 #             libtorch (Torch_DIR from torch.utils.cmake_prefix_path) with /usr/bin/g++ (see
@@ -114,3 +115,16 @@ else name="$("$py" -c 'import torch; print(torch.cuda.get_device_name(0))')"; fi
   echo "|---|---|---|---|---|"
   for r in "${rows[@]}"; do echo "| ${r//|/ | } |"; done
 } | tee "$out/gpu_table.md"
+# Several processes with this libtorch (Gloo, two ranks on the CPU: the one backend that one GPU
+# can check, NCCL needing a GPU per rank): whether they meet, sum correctly and train, never a
+# figure of the table. A build without Gloo (GRAFT_GLOO=AUTO found no fitting headers) or a
+# failure is reported here, not fatal to the run.
+{
+  echo
+  if "$g" launch --nproc 2 -- dist-check --device cpu --steps 3 --mb 1 --model dann_mnist --threads 1 \
+       > "$tmp/dist.log" 2>&1; then
+    echo "multi-process check (graft launch --nproc 2 -- dist-check, Gloo): $(tail -n 1 "$tmp/dist.log")"
+  else
+    echo "multi-process check (graft launch --nproc 2 -- dist-check, Gloo) FAILED: $(grep -m 1 'error' "$tmp/dist.log" || tail -n 1 "$tmp/dist.log")"
+  fi
+} | tee -a "$out/gpu_table.md"
