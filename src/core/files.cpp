@@ -131,16 +131,23 @@ std::string read_file_bytes(const std::string& path, const std::string& what) {
   GRAFT_CHECK(fd >= 0, what, " '", path, "' cannot be opened (", reason(errno), ")");
   struct stat st {};
   std::string out;
-  // The size is a hint (files that grow, or /proc files reporting 0, are read to the end).
+  // The size is a hint: the file is read to its end (a file that grew, or a /proc file that
+  // reports 0 bytes), through a small buffer once the expected size is in.
   if (::fstat(fd, &st) == 0 && st.st_size > 0) out.resize(static_cast<size_t>(st.st_size));
   size_t have = 0;
   int err = 0;
+  char more[1 << 16];
   for (;;) {
-    if (have == out.size()) out.resize(std::max<size_t>(out.size() * 2, 1 << 16));
-    ssize_t k = ::read(fd, out.data() + have, out.size() - have);
-    if (k > 0) have += static_cast<size_t>(k);
-    else if (k == 0) break;
-    else if (errno != EINTR) { err = errno; break; }
+    const bool full = have == out.size();
+    ssize_t k = full ? ::read(fd, more, sizeof more) : ::read(fd, out.data() + have, out.size() - have);
+    if (k < 0) {
+      if (errno == EINTR) continue;
+      err = errno;
+      break;
+    }
+    if (k == 0) break;
+    if (full) out.append(more, static_cast<size_t>(k));
+    have += static_cast<size_t>(k);
   }
   ::close(fd);
   GRAFT_CHECK(err == 0, what, " '", path, "': read error (", reason(err), ")");
