@@ -122,14 +122,34 @@ torch::Tensor fused_step(const torch::optim::Optimizer::LossClosure& closure, bo
 
 }  // namespace
 
-torch::Tensor FusedAdam::step(LossClosure closure) {
-  return fused_step<torch::optim::AdamOptions, torch::optim::AdamParamState>(closure, /*decoupled=*/false,
-                                                                            param_groups_, state_, fused_);
+namespace {
+
+// Per optimizer: its options and state types, and whether weight decay is decoupled (AdamW).
+template <typename Base>
+struct AdamKind;
+template <>
+struct AdamKind<torch::optim::Adam> {
+  using Options = torch::optim::AdamOptions;
+  using State = torch::optim::AdamParamState;
+  static constexpr bool decoupled = false;
+};
+template <>
+struct AdamKind<torch::optim::AdamW> {
+  using Options = torch::optim::AdamWOptions;
+  using State = torch::optim::AdamWParamState;
+  static constexpr bool decoupled = true;
+};
+
+}  // namespace
+
+template <typename Base>
+torch::Tensor FusedAdamOf<Base>::step(typename Base::LossClosure closure) {
+  using Kind = AdamKind<Base>;
+  return fused_step<typename Kind::Options, typename Kind::State>(closure, Kind::decoupled, this->param_groups_,
+                                                                  this->state_, fused_);
 }
 
-torch::Tensor FusedAdamW::step(LossClosure closure) {
-  return fused_step<torch::optim::AdamWOptions, torch::optim::AdamWParamState>(closure, /*decoupled=*/true,
-                                                                              param_groups_, state_, fused_);
-}
+template class FusedAdamOf<torch::optim::Adam>;
+template class FusedAdamOf<torch::optim::AdamW>;
 
 }  // namespace graft::train

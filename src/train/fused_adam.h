@@ -7,29 +7,24 @@
 
 namespace graft::train {
 
-/// torch::optim::Adam with a fused step for float32 CPU parameters whose gradient and
-/// moments share their memory layout; any other parameter takes libtorch's own steps. The
-/// options, the state and its serialisation are Adam's, so checkpoints are unchanged.
-class FusedAdam : public torch::optim::Adam {
+/// torch::optim::Adam (Base = Adam) or AdamW (decoupled weight decay) with a fused step for
+/// float32 CPU parameters whose gradient and moments share their memory layout; any other
+/// parameter takes libtorch's own steps. The options, the state and its serialisation are
+/// Base's, so checkpoints are unchanged.
+template <typename Base>
+class FusedAdamOf : public Base {
  public:
-  using torch::optim::Adam::Adam;
-  torch::Tensor step(LossClosure closure = nullptr) override;
+  using Base::Base;
+  torch::Tensor step(typename Base::LossClosure closure = nullptr) override;
   /// Parameter updates made by the fused loop so far (the others took libtorch's path).
   int64_t fused_updates() const { return fused_; }
 
  private:
   int64_t fused_ = 0;
 };
-
-/// The same for AdamW (decoupled weight decay).
-class FusedAdamW : public torch::optim::AdamW {
- public:
-  using torch::optim::AdamW::AdamW;
-  torch::Tensor step(LossClosure closure = nullptr) override;
-  int64_t fused_updates() const { return fused_; }
-
- private:
-  int64_t fused_ = 0;
-};
+extern template class FusedAdamOf<torch::optim::Adam>;
+extern template class FusedAdamOf<torch::optim::AdamW>;
+using FusedAdam = FusedAdamOf<torch::optim::Adam>;
+using FusedAdamW = FusedAdamOf<torch::optim::AdamW>;
 
 }  // namespace graft::train
