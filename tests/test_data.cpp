@@ -163,6 +163,10 @@ TEST(ImageFolder, DecodesLazilyInOrderAndReportsBadInput) {
   EXPECT_EQ(ds->input_shape(), (std::vector<int64_t>{3, 12, 12}));
   EXPECT_NEAR(ds->get(0).input.mean().item<float>(), 20 / 255.0, 1e-3);
   EXPECT_EQ(ds->get(2).label, 1);
+  // Files are decoded on the CPU, one by one: they cannot be held on a device.
+  auto held = error_of([&] { Loader(ds, Pipeline(), LoaderOptions().resident_on_(at::kCPU)); });
+  EXPECT_NE(held.find("is decoded file by file and cannot be held on cpu: use --data-on-device off (or auto)"),
+            std::string::npos) << held;
 
   // corrupt and truncated files: an error naming the file, or skipped with a count
   std::ofstream(d / "root/dog/broken.png") << "definitely not a png";
@@ -228,6 +232,68 @@ TEST(Transforms, ParseApplyAndSeed) {
   EXPECT_THROW(Pipeline::parse("resize=abc"), Error);
   EXPECT_THROW(Pipeline::parse("blur=3"), Error);
   EXPECT_THROW(Pipeline::parse("normalize=0.5:0"), Error);
+}
+
+// A batch augmented in one vectorised pass equals its examples augmented one by one, each
+// with its own stream; the steps that only move or overwrite pixels agree exactly.
+TEST(Transforms, ABatchIsAugmentedAsEachExampleAlone) {
+  auto x = at::rand({9, 3, 14, 14});
+  std::vector<uint64_t> seeds;
+  for (int64_t i = 0; i < 9; ++i) seeds.push_back(example_seed(7, 2, i));
+  for (std::string spec : {"random-crop=12:2", "hflip", "cutout=5", "jitter=0.4", "rotate=20", "scale=0.3",
+                           "resize=16,random-crop=12:2,hflip,jitter=0.2,rotate=10,scale=0.1,cutout=4,normalize=0.5:0.25"}) {
+    auto p = Pipeline::parse(spec);
+    auto batch = p.apply_batch(x, seeds);
+    const bool exact = spec == "random-crop=12:2" || spec == "hflip" || spec == "cutout=5";
+    for (int64_t i = 0; i < 9; ++i) {
+      std::mt19937_64 rng(seeds[static_cast<size_t>(i)]);
+      auto one = p.apply(x[i], rng);
+      ASSERT_EQ(batch[i].sizes(), one.sizes()) << spec;
+      if (exact) EXPECT_TRUE(at::equal(batch[i], one)) << spec << ", example " << i;
+      else EXPECT_LT((batch[i] - one).abs().max().item<double>(), 1e-5) << spec << ", example " << i;
+    }
+  }
+  // Some examples flipped and some not: the mixed case, not only all-or-nothing.
+  auto f = Pipeline::parse("hflip").apply_batch(x, seeds);
+  int flipped = 0, kept = 0;
+  for (int64_t i = 0; i < 9; ++i) flipped += at::equal(f[i], x[i].flip({-1})), kept += at::equal(f[i], x[i]);
+  EXPECT_EQ(flipped + kept, 9);
+  EXPECT_GT(flipped, 0);
+  EXPECT_GT(kept, 0);
+  // Different crops per example, not one crop for all.
+  auto c = Pipeline::parse("random-crop=12:2").apply_batch(at::ones({9, 1, 12, 12}), seeds);
+  auto ones = c.sum({1, 2, 3});
+  EXPECT_GT((ones - ones[0]).abs().max().item<double>(), 0);
+  auto msg = error_of([&] { Pipeline::parse("hflip").apply_batch(at::zeros({4, 2}), {1, 2, 3, 4}); });
+  EXPECT_NE(msg.find("work on images (C,H,W) but these examples have shape [2]"), std::string::npos) << msg;
+}
+
+// An in-memory dataset with random augmentation is batched in one pass; its batches are the
+// examples augmented alone with their (seed, epoch, index) streams, for any worker count, and
+// a loader holding the data as one tensor (resident) gives the same batches.
+TEST(Loader, InMemoryAugmentedBatchesEqualTheExamplesAugmentedAlone) {
+  test::TempDir d;
+  test::write_toy_idx(d / "x", d / "y", 50, 5);
+  auto ds = load_idx_dataset(d / "x", d / "y", {}, "toy");
+  ASSERT_TRUE(ds->tensor_backed());
+  auto aug = Pipeline::parse("random-crop=8:1,hflip,cutout=3");
+  for (int workers : {0, 2})
+    for (bool resident : {false, true}) {
+      auto o = LoaderOptions().batch_size_(16).seed_(3).workers_(workers);
+      if (resident) o.resident_on_(at::kCPU);
+      Loader l(ds, aug, o);
+      EXPECT_EQ(l.is_resident(), resident);
+      l.start_epoch(1);
+      int64_t seen = 0;
+      while (auto b = l.next())
+        for (int64_t k = 0; k < b->size(); ++k, ++seen) {
+          const int64_t i = b->index[k].item<int64_t>();
+          std::mt19937_64 rng(example_seed(3, 1, i));
+          EXPECT_TRUE(at::equal(b->input[k], aug.apply(ds->get(i).input, rng))) << "example " << i;
+          EXPECT_EQ(b->label[k].item<int64_t>(), ds->get(i).label);
+        }
+      EXPECT_EQ(seen, 50);
+    }
 }
 
 TEST(Loader, DeterministicAcrossWorkersAndResumable) {

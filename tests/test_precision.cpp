@@ -10,6 +10,8 @@
 
 #include "graft/core/precision.h"
 #include "graft/core/runtime.h"
+#include "graft/data/loader.h"
+#include "graft/data/registry.h"
 #include "graft/io/checkpoint.h"
 #include "graft/train/trainer.h"
 #include "graft/features/extract.h"
@@ -127,6 +129,52 @@ TEST_P(OnDevice, TrainsAndItsCheckpointsMoveBetweenDevices) {
   auto res = cli(base + "--epochs 2 --device cpu --resume --out " + (d / "moved"));
   EXPECT_EQ(res.code, 0) << res.out;
   EXPECT_TRUE(std::filesystem::exists(d / "moved/model.ckpt"));
+}
+
+// Data held on the device: batches gathered and augmented there equal the CPU loader's, and
+// training with them takes the same steps as training with per-batch copies.
+TEST_P(OnDevice, DataHeldOnTheDeviceGiveTheCpuLoadersBatchesAndTraining) {
+  TempDir d;
+  write_toy_idx(d / "x", d / "y", 96, 4);
+  auto ds = data::open_dataset("idx:" + (d / "x") + "," + (d / "y"));
+  const at::Device dev(GetParam());
+  auto aug = data::Pipeline::parse("random-crop=8:1,hflip,jitter=0.3,rotate=10,normalize=0.5:0.5");
+  data::Loader cpu(ds, aug, data::LoaderOptions().batch_size_(32).seed_(5).workers_(0));
+  data::Loader held(ds, aug, data::LoaderOptions().batch_size_(32).seed_(5).resident_on_(dev));
+  EXPECT_TRUE(held.is_resident());
+  cpu.start_epoch(2);
+  held.start_epoch(2);
+  int batches = 0;
+  while (auto a = cpu.next()) {
+    auto b = held.next();
+    ASSERT_TRUE(b.has_value());
+    EXPECT_EQ(b->input.device(), dev);
+    EXPECT_TRUE(at::equal(a->index, b->index));
+    EXPECT_TRUE(at::equal(a->label, b->label.cpu()));
+    EXPECT_LT((a->input - b->input.cpu()).abs().max().item<double>(), 1e-5);
+    ++batches;
+  }
+  EXPECT_EQ(batches, 3);
+  EXPECT_FALSE(held.next().has_value());
+
+  const std::string base = "train --model mlp:16 --data idx:" + (d / "x") + "," + (d / "y") +
+                           " --batch-size 32 --epochs 2 --quiet --workers 0 --threads 1 --augment random-crop=8:1,hflip "
+                           "--device " + GetParam() + " --data-on-device ";
+  auto on = cli(base + "on --out " + (d / "on")), off = cli(base + "off --out " + (d / "off"));
+  ASSERT_EQ(on.code, 0) << on.out;
+  ASSERT_EQ(off.code, 0) << off.out;
+  std::ifstream a(d / "on/metrics.jsonl"), b(d / "off/metrics.jsonl");
+  std::string la, lb;
+  int rows = 0;
+  while (std::getline(a, la) && std::getline(b, lb)) {
+    auto ja = nlohmann::json::parse(la), jb = nlohmann::json::parse(lb);
+    EXPECT_NEAR(ja["train_loss"].get<double>(), jb["train_loss"].get<double>(), 1e-5) << la << "\n" << lb;
+    ++rows;
+  }
+  EXPECT_EQ(rows, 2);
+  auto bad = cli(base + "sometimes --out " + (d / "bad"));
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.out.find("--data-on-device"), std::string::npos) << bad.out;
 }
 
 // --- fast defaults and channels-last (issue 17) ---------------------------------------------

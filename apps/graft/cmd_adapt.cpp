@@ -222,6 +222,7 @@ void add_adapt(CLI::App& app) {
       ->check(seed_check());
   sub->add_option("--workers", c.workers, "loader threads that decode and augment (in-memory data with fixed "
                                           "transforms is batched in the training thread)")->capture_default_str();
+  add_data_on_device(*sub, c.data_on_device);
   sub->add_option("--channels", o->channels, "model input channels; needed when source and target channels differ");
   sub->add_option("--preprocess", o->preprocess, "transforms for zoo/TorchScript models")->capture_default_str();
   sub->add_option("--out", o->out, "output folder (one subfolder per seed)")->required();

@@ -33,6 +33,7 @@ void add_train_config(CLI::App& sub, train::TrainConfig& c) {
                      "cores; " : "", "in-memory data with fixed transforms is batched in the training thread)"))
       ->capture_default_str();
   sub.add_option("--augment", c.augment, "random transforms, e.g. random-crop=28:2,hflip");
+  add_data_on_device(sub, c.data_on_device);
   sub.add_option("--out", c.out_dir, "output folder: checkpoints, metrics.jsonl, result.json")->required();
   sub.add_flag("--resume", c.resume, "continue from OUT/checkpoint.ckpt if present");
   sub.add_flag("--overwrite", c.overwrite, "replace the files of an earlier run in --out (without it, a fresh run into "

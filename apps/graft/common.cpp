@@ -43,6 +43,12 @@ void add_common(CLI::App& app, Common& c) {
                  "decoding (default 67108864 = 64 Mpx)");
 }
 
+void add_data_on_device(CLI::App& sub, std::string& v) {
+  sub.add_option("--data-on-device", v, "in-memory training data held on the device, batches gathered and augmented "
+                                        "there: auto (on a GPU when they take at most 2 GiB as float32), on or off")
+      ->capture_default_str();
+}
+
 void add_val_options(CLI::App& sub, ValOptions& v, double default_split, const std::string& of) {
   v.split = default_split;
   sub.add_option("--val", v.val, "validation set evaluated after each epoch (replaces --val-split; never the test set)");

@@ -85,6 +85,9 @@ std::vector<int64_t> parse_shape(const std::string& s, const std::string& option
 /// The default example shape of a zoo model, used by `graft layers` without --input-shape.
 std::vector<int64_t> default_input_shape(const std::string& arch);
 
+/// --data-on-device (train::TrainConfig::data_on_device) on a training subcommand.
+void add_data_on_device(CLI::App& sub, std::string& v);
+
 /// The validation options shared by the training verbs: --val SPEC or --val-split FRACTION.
 struct ValOptions {
   std::string val;            ///< --val: a dataset spec

@@ -191,6 +191,7 @@ train::TrainConfig to_train_config(const AdaptConfig& cfg) {
   t.sync_bn_stats = cfg.sync_bn_stats;
   t.precision = cfg.precision;
   t.channels_last = cfg.channels_last;
+  t.data_on_device = cfg.data_on_device;
   t.log_every_s = cfg.log_every_s;
   t.quiet = cfg.quiet;
   t.drop_last = true;

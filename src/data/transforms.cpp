@@ -88,17 +88,55 @@ class CenterCrop : public Transform {
   int64_t h_, w_;
 };
 
-class RandomCrop : public Transform {
+/// A random step: one example is a batch of one with its own draws, so that an example
+/// transformed alone and the same example inside a batch come out equal.
+class RandomStep : public Transform {
  public:
-  RandomCrop(int64_t s, int64_t pad) : s_(s), pad_(pad) {}
   bool random() const override { return true; }
   at::Tensor apply(const at::Tensor& x, std::mt19937_64& rng) const override {
-    auto p = pad_ > 0 ? at::constant_pad_nd(x, {pad_, pad_, pad_, pad_}, 0.0) : x;
-    int64_t H = p.size(-2), W = p.size(-1);
+    return apply_drawn(x.unsqueeze(0), {draw({x.size(0), x.size(1), x.size(2)}, rng)}).squeeze(0);
+  }
+};
+
+/// Draw k of every example, as a float64 CPU tensor (N).
+at::Tensor drawn(const std::vector<std::vector<double>>& d, size_t k) {
+  std::vector<double> v(d.size());
+  for (size_t i = 0; i < d.size(); ++i) v[i] = d[i].at(k);
+  return at::tensor(v, at::kDouble);
+}
+
+/// Draw k of every example as per-example factors (N,1,1,1) of x's type on x's device.
+at::Tensor drawn_factor(const std::vector<std::vector<double>>& d, size_t k, const at::Tensor& x) {
+  return drawn(d, k).to(x.options()).view({x.size(0), 1, 1, 1});
+}
+
+/// Sampling grids of per-example affine maps; theta (N,2,3) float64 on the CPU.
+at::Tensor warp(const at::Tensor& x, const at::Tensor& theta) {
+  auto grid = at::affine_grid_generator(theta.to(x.options()), {x.size(0), x.size(1), x.size(2), x.size(3)}, false);
+  return at::grid_sampler(x, grid, 0, 0, false);
+}
+
+class RandomCrop : public RandomStep {
+ public:
+  RandomCrop(int64_t s, int64_t pad) : s_(s), pad_(pad) {}
+  std::vector<double> draw(const std::vector<int64_t>& chw, std::mt19937_64& rng) const override {
+    const int64_t H = chw[1] + 2 * pad_, W = chw[2] + 2 * pad_;
     GRAFT_CHECK(H >= s_ && W >= s_, "random-crop=", s_, " is larger than the padded image (", H, "x", W, ")");
-    int64_t top = std::uniform_int_distribution<int64_t>(0, H - s_)(rng);
-    int64_t left = std::uniform_int_distribution<int64_t>(0, W - s_)(rng);
-    return p.narrow(-2, top, s_).narrow(-1, left, s_).contiguous();
+    const auto top = std::uniform_int_distribution<int64_t>(0, H - s_)(rng);
+    const auto left = std::uniform_int_distribution<int64_t>(0, W - s_)(rng);
+    return {static_cast<double>(top), static_cast<double>(left)};
+  }
+  at::Tensor apply_drawn(const at::Tensor& x, const std::vector<std::vector<double>>& d) const override {
+    auto p = pad_ > 0 ? at::constant_pad_nd(x, {pad_, pad_, pad_, pad_}, 0.0) : x;
+    const int64_t N = p.size(0), C = p.size(1), W = p.size(3);
+    if (N == 1)
+      return p.narrow(2, static_cast<int64_t>(d[0][0]), s_).narrow(3, static_cast<int64_t>(d[0][1]), s_).contiguous();
+    // Rows, then columns, gathered per example: one pass over the batch on any device.
+    auto offsets = at::arange(s_, at::kLong).view({1, s_});
+    auto rows = (drawn(d, 0).to(at::kLong).view({N, 1}) + offsets).to(p.device());
+    auto cols = (drawn(d, 1).to(at::kLong).view({N, 1}) + offsets).to(p.device());
+    auto y = p.gather(2, rows.view({N, 1, s_, 1}).expand({N, C, s_, W}));
+    return y.gather(3, cols.view({N, 1, 1, s_}).expand({N, C, s_, s_}));
   }
   std::string spec() const override { return str("random-crop=", s_, ":", pad_); }
 
@@ -106,12 +144,20 @@ class RandomCrop : public Transform {
   int64_t s_, pad_;
 };
 
-class HFlip : public Transform {
+class HFlip : public RandomStep {
  public:
   explicit HFlip(double p) : p_(p) {}
-  bool random() const override { return true; }
-  at::Tensor apply(const at::Tensor& x, std::mt19937_64& rng) const override {
-    return std::uniform_real_distribution<double>(0, 1)(rng) < p_ ? x.flip({-1}) : x;
+  std::vector<double> draw(const std::vector<int64_t>&, std::mt19937_64& rng) const override {
+    return {std::uniform_real_distribution<double>(0, 1)(rng) < p_ ? 1.0 : 0.0};
+  }
+  at::Tensor apply_drawn(const at::Tensor& x, const std::vector<std::vector<double>>& d) const override {
+    std::vector<int64_t> flipped;
+    for (size_t i = 0; i < d.size(); ++i)
+      if (d[i][0] != 0) flipped.push_back(static_cast<int64_t>(i));
+    if (flipped.empty()) return x;
+    if (flipped.size() == d.size()) return x.flip({-1});
+    auto idx = at::tensor(flipped, at::kLong).to(x.device());
+    return x.clone().index_copy_(0, idx, x.index_select(0, idx).flip({-1}));
   }
   std::string spec() const override { return str("hflip=", p_); }
 
@@ -158,15 +204,17 @@ class Normalize : public Transform {
   std::vector<double> m_, s_;
 };
 
-class Jitter : public Transform {
+class Jitter : public RandomStep {
  public:
   explicit Jitter(double b) : b_(b) { GRAFT_CHECK(b >= 0 && b < 1, "jitter must be in [0, 1), got ", b); }
-  bool random() const override { return true; }
-  at::Tensor apply(const at::Tensor& x, std::mt19937_64& rng) const override {
+  std::vector<double> draw(const std::vector<int64_t>&, std::mt19937_64& rng) const override {
     std::uniform_real_distribution<double> u(1 - b_, 1 + b_);
-    double bright = u(rng), contrast = u(rng);
-    auto mean = x.mean();
-    return ((x - mean) * contrast + mean * bright).clamp(0, 1);
+    const double bright = u(rng);
+    return {bright, u(rng)};
+  }
+  at::Tensor apply_drawn(const at::Tensor& x, const std::vector<std::vector<double>>& d) const override {
+    auto mean = x.mean({1, 2, 3}, /*keepdim=*/true);
+    return ((x - mean) * drawn_factor(d, 1, x) + mean * drawn_factor(d, 0, x)).clamp(0, 1);
   }
   std::string spec() const override { return str("jitter=", b_); }
 
@@ -174,16 +222,15 @@ class Jitter : public Transform {
   double b_;
 };
 
-class Rotate : public Transform {
+class Rotate : public RandomStep {
  public:
   explicit Rotate(double d) : d_(d) {}
-  bool random() const override { return true; }
-  at::Tensor apply(const at::Tensor& x, std::mt19937_64& rng) const override {
-    double a = std::uniform_real_distribution<double>(-d_, d_)(rng) * M_PI / 180.0;
-    auto theta = at::tensor({std::cos(a), -std::sin(a), 0.0, std::sin(a), std::cos(a), 0.0}, x.options()).view({1, 2, 3});
-    auto b = x.unsqueeze(0);
-    auto grid = at::affine_grid_generator(theta, {1, x.size(0), x.size(1), x.size(2)}, false);
-    return at::grid_sampler(b, grid, 0, 0, false).squeeze(0);
+  std::vector<double> draw(const std::vector<int64_t>&, std::mt19937_64& rng) const override {
+    return {std::uniform_real_distribution<double>(-d_, d_)(rng)};
+  }
+  at::Tensor apply_drawn(const at::Tensor& x, const std::vector<std::vector<double>>& d) const override {
+    auto a = drawn(d, 0) * (M_PI / 180.0), c = a.cos(), s = a.sin(), z = at::zeros_like(a);
+    return warp(x, at::stack({c, -s, z, s, c, z}, 1).view({-1, 2, 3}));
   }
   std::string spec() const override { return str("rotate=", d_); }
 
@@ -192,15 +239,15 @@ class Rotate : public Transform {
 };
 
 /// Random zoom about the centre by a factor in [1-a, 1+a] (zooming out pads with zeros).
-class Scale : public Transform {
+class Scale : public RandomStep {
  public:
   explicit Scale(double a) : a_(a) { GRAFT_CHECK(a >= 0 && a < 1, "scale must be in [0, 1), got ", a); }
-  bool random() const override { return true; }
-  at::Tensor apply(const at::Tensor& x, std::mt19937_64& rng) const override {
-    double z = std::uniform_real_distribution<double>(1 - a_, 1 + a_)(rng);
-    auto theta = at::tensor({1.0 / z, 0.0, 0.0, 0.0, 1.0 / z, 0.0}, x.options()).view({1, 2, 3});
-    auto grid = at::affine_grid_generator(theta, {1, x.size(0), x.size(1), x.size(2)}, false);
-    return at::grid_sampler(x.unsqueeze(0), grid, 0, 0, false).squeeze(0);
+  std::vector<double> draw(const std::vector<int64_t>&, std::mt19937_64& rng) const override {
+    return {std::uniform_real_distribution<double>(1 - a_, 1 + a_)(rng)};
+  }
+  at::Tensor apply_drawn(const at::Tensor& x, const std::vector<std::vector<double>>& d) const override {
+    auto inv = 1.0 / drawn(d, 0), z = at::zeros_like(inv);
+    return warp(x, at::stack({inv, z, z, z, inv, z}, 1).view({-1, 2, 3}));
   }
   std::string spec() const override { return str("scale=", a_); }
 
@@ -210,19 +257,32 @@ class Scale : public Transform {
 
 /// Cutout (DeVries & Taylor 2017): an S x S square centred at a random pixel (it may
 /// reach past the border) set to mid-grey 0.5.
-class Cutout : public Transform {
+class Cutout : public RandomStep {
  public:
   explicit Cutout(int64_t s) : s_(s) { GRAFT_CHECK(s >= 1 && s <= 4096, "cutout size must be in [1, 4096], got ", s); }
-  bool random() const override { return true; }
-  at::Tensor apply(const at::Tensor& x, std::mt19937_64& rng) const override {
-    const int64_t h = x.size(-2), w = x.size(-1);
-    int64_t cy = std::uniform_int_distribution<int64_t>(0, h - 1)(rng);
-    int64_t cx = std::uniform_int_distribution<int64_t>(0, w - 1)(rng);
-    int64_t y0 = std::max<int64_t>(0, cy - s_ / 2), y1 = std::min<int64_t>(h, cy - s_ / 2 + s_);
-    int64_t x0 = std::max<int64_t>(0, cx - s_ / 2), x1 = std::min<int64_t>(w, cx - s_ / 2 + s_);
-    auto out = x.clone();
-    if (y1 > y0 && x1 > x0) out.narrow(-2, y0, y1 - y0).narrow(-1, x0, x1 - x0).fill_(0.5);
-    return out;
+  std::vector<double> draw(const std::vector<int64_t>& chw, std::mt19937_64& rng) const override {
+    const auto cy = std::uniform_int_distribution<int64_t>(0, chw[1] - 1)(rng);
+    const auto cx = std::uniform_int_distribution<int64_t>(0, chw[2] - 1)(rng);
+    return {static_cast<double>(cy), static_cast<double>(cx)};
+  }
+  at::Tensor apply_drawn(const at::Tensor& x, const std::vector<std::vector<double>>& d) const override {
+    const int64_t N = x.size(0), h = x.size(2), w = x.size(3);
+    if (N == 1) {
+      const auto cy = static_cast<int64_t>(d[0][0]), cx = static_cast<int64_t>(d[0][1]);
+      int64_t y0 = std::max<int64_t>(0, cy - s_ / 2), y1 = std::min<int64_t>(h, cy - s_ / 2 + s_);
+      int64_t x0 = std::max<int64_t>(0, cx - s_ / 2), x1 = std::min<int64_t>(w, cx - s_ / 2 + s_);
+      auto out = x.clone();
+      if (y1 > y0 && x1 > x0) out.narrow(2, y0, y1 - y0).narrow(3, x0, x1 - x0).fill_(0.5);
+      return out;
+    }
+    // The square of every example as a mask: rows [c - s/2, c - s/2 + s) times the same for columns.
+    auto inside = [&](size_t k, int64_t len) {
+      auto lo = (drawn(d, k).to(at::kLong) - s_ / 2).view({N, 1}).to(x.device());
+      auto at_ = at::arange(len, at::TensorOptions().dtype(at::kLong).device(x.device())).view({1, len});
+      return (at_ >= lo) & (at_ < lo + s_);
+    };
+    auto mask = inside(0, h).view({N, 1, h, 1}) & inside(1, w).view({N, 1, 1, w});
+    return x.masked_fill(mask, 0.5);
   }
   std::string spec() const override { return str("cutout=", s_); }
 
@@ -363,6 +423,29 @@ at::Tensor Pipeline::apply_batch(at::Tensor x) const {
   for (const auto& t : steps_) {
     GRAFT_CHECK(!t->random(), "internal: apply_batch on random transform ", t->spec());
     x = t->apply(x, unused);
+  }
+  return x;
+}
+
+at::Tensor Pipeline::apply_batch(at::Tensor x, const std::vector<uint64_t>& seeds) const {
+  if (!random()) return apply_batch(x);
+  GRAFT_CHECK(x.dim() == 4, "the transforms '", spec(), "' work on images (C,H,W) but these examples have shape ",
+              x.sizes().slice(1), ": drop the image augmentation (--augment, --weak, --strong) for such data");
+  GRAFT_CHECK(static_cast<int64_t>(seeds.size()) == x.size(0), "internal: ", seeds.size(), " seeds for a batch of ",
+              x.size(0));
+  std::vector<std::mt19937_64> rngs;
+  rngs.reserve(seeds.size());
+  for (auto s : seeds) rngs.emplace_back(s);
+  std::vector<std::vector<double>> draws(seeds.size());
+  for (const auto& t : steps_) {
+    if (!t->random()) {
+      x = t->apply_drawn(x, {});
+      continue;
+    }
+    // Each example's numbers come from its own stream, in step order: as apply() takes them.
+    const std::vector<int64_t> chw{x.size(1), x.size(2), x.size(3)};
+    for (size_t i = 0; i < rngs.size(); ++i) draws[i] = t->draw(chw, rngs[i]);
+    x = t->apply_drawn(x, draws);
   }
   return x;
 }

@@ -77,7 +77,8 @@ const std::vector<std::string>& default_run_files() {
 
 const std::vector<std::string>& resume_may_differ() {
   static const std::vector<std::string> k = {"workers", "threads",  "quiet",   "log_every_s", "checkpoint_every",
-                                             "cache",   "out_dir",  "resume",  "overwrite", "device"};
+                                             "cache",   "out_dir",  "resume",  "overwrite", "device",
+                                             "data_on_device"};
   return k;
 }
 

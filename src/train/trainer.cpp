@@ -8,6 +8,7 @@
 #include <csignal>
 #include <cstdlib>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -139,6 +140,7 @@ void TrainConfig::validate() const {
   GRAFT_CHECK(std::isfinite(l2sp_beta) && l2sp_beta >= 0, "--l2sp-beta must be >= 0, got ", l2sp_beta);
   GRAFT_CHECK(patience >= -1, "--patience must be >= 0 (or -1 for no early stopping), got ", patience);
   check_choice("cache", cache, {"auto", "memory", "disk", "off"});
+  check_choice("data-on-device", data_on_device, {"auto", "on", "off"});
   GRAFT_CHECK(cache_memory_mb >= 0, "--cache-memory-mb must be >= 0, got ", cache_memory_mb);
   data::Pipeline::parse(augment);
   parse_device(device);
@@ -157,7 +159,7 @@ nlohmann::json TrainConfig::to_json() const {
           {"patience", patience},   {"cache", cache},             {"drop_last", drop_last},
           {"freeze_through", policy.freeze_through}, {"lr_mult", policy.lr_mult}, {"layer_decay", policy.layer_decay},
           {"overwrite", overwrite}, {"sync_bn_stats", sync_bn_stats},
-          {"precision", precision}, {"channels_last", channels_last}};
+          {"precision", precision}, {"channels_last", channels_last}, {"data_on_device", data_on_device}};
 }
 
 double lr_factor(const TrainConfig& cfg, double p, double epoch_f) {
@@ -278,6 +280,7 @@ struct Trainer::Run {
   void write_config();
   void maybe_cache();
   void run_epoch(int64_t epoch);
+  void place_data(data::LoaderOptions& o, const data::DatasetPtr& ds) const;
   std::optional<std::pair<at::Tensor, at::Tensor>> next_paired();
   void step(const at::Tensor& x, const at::Tensor& y, int64_t epoch, int64_t step_in_epoch);
   at::Tensor run_layers(at::Tensor x, size_t begin, size_t end, size_t P);
@@ -308,6 +311,10 @@ void Trainer::Run::check_inputs() {
     GRAFT_CHECK(train->num_classes() == t.meta_.num_classes(), "the training set has ", train->num_classes(),
                 " classes but the model outputs ", t.meta_.num_classes());
     GRAFT_CHECK(train->num_classes() >= 2, train->describe(), " has a single class; classification needs at least 2");
+    // Checked once here, not per batch (that would wait for the device at every step).
+    const auto labels = train->labels();
+    GRAFT_CHECK(std::none_of(labels.begin(), labels.end(), [](int64_t l) { return l < 0; }), train->describe(),
+                " has unlabelled examples; training needs labels");
   }
   GRAFT_CHECK(cfg.patience < 0 || val, "--patience needs a validation set: give --val or --val-split");
   const auto mode = cfg.resume ? io::RunMode::kResume : cfg.overwrite ? io::RunMode::kOverwrite : io::RunMode::kFresh;
@@ -334,6 +341,7 @@ void Trainer::Run::prepare() {
     train_pipe.then(input_pipeline(t.meta_, train->input_shape()));
     loader_opts = data::LoaderOptions().batch_size_(cfg.batch_size).seed_(cfg.seed).workers_(cfg.workers).drop_last_(cfg.drop_last);
     loader_opts.shard_(dp->rank(), dp->world_size());
+    place_data(loader_opts, train);
     loader = std::make_unique<data::Loader>(train, train_pipe, loader_opts);
   }
   if (t.paired_) {
@@ -342,6 +350,7 @@ void Trainer::Run::prepare() {
     if (!train && !cfg.augment.empty()) paired_pipe = data::Pipeline::parse(cfg.augment).then(paired_pipe);
     paired_opts = data::LoaderOptions().batch_size_(t.paired_batch_).seed_(t.paired_seed_).workers_(cfg.workers).drop_last_(true);
     paired_opts.shard_(dp->rank(), dp->world_size());  // each rank's own target shard
+    place_data(paired_opts, t.paired_);
     paired = std::make_unique<data::Loader>(t.paired_, paired_pipe, paired_opts);
     GRAFT_CHECK(paired->batches_per_epoch() > 0, "the unlabelled set ", t.paired_->describe(), " has fewer than ",
                 t.paired_batch_, " examples (one batch)");
@@ -360,6 +369,20 @@ void Trainer::Run::prepare() {
     GRAFT_CHECK(static_cast<size_t>(tap) + 1 < L, "the tap '", t.tap_, "' is the last layer; tap a layer below the classifier");
   }
   m.to(dev);
+}
+
+void Trainer::Run::place_data(data::LoaderOptions& o, const data::DatasetPtr& ds) const {
+  const auto& want = cfg.data_on_device;
+  if (want == "off") return;
+  if (!ds->tensor_backed()) {
+    GRAFT_CHECK(want != "on", "--data-on-device on: ", ds->describe(), " is decoded file by file on the CPU and "
+                "cannot be held on the device; use --data-on-device auto or off");
+    if (dev.is_cuda()) o.pin_memory_(true);  // decoded into page-locked memory, copied asynchronously
+    return;
+  }
+  double bytes = 4.0 * static_cast<double>(ds->size());
+  for (auto d : ds->input_shape()) bytes *= static_cast<double>(d);
+  if (want == "on" || (dev.type() != c10::kCPU && bytes <= 2.0 * (1 << 30))) o.resident_on_(dev);
 }
 
 void Trainer::Run::setup_terms() {
@@ -498,7 +521,8 @@ void Trainer::Run::write_config() {
   // Every rank must compute the same run; how each one runs or reports may differ (rank 0
   // alone reports, a rank on another host may see the folder under another path).
   auto same = j;
-  for (const char* k : {"workers", "threads", "quiet", "log_every_s", "out_dir", "device"}) same["train"].erase(k);
+  for (const char* k : {"workers", "threads", "quiet", "log_every_s", "out_dir", "device", "data_on_device"})
+    same["train"].erase(k);
   dist::check_same_config(*dp, same);
   if (!dp->is_main()) return;  // rank 0 alone writes
   graft::write_text_atomically(cfg.out_dir + "/config.json", j.dump(2) + "\n");
@@ -607,14 +631,16 @@ void Trainer::Run::step(const at::Tensor& x_cpu, const at::Tensor& y_cpu, int64_
   ctx.progress = p;
   ctx.epoch = epoch;
   if (x_cpu.defined()) {
-    ctx.x = x_cpu.to(dev), ctx.y = y_cpu.to(dev);
-    GRAFT_CHECK(ctx.y.min().item<int64_t>() >= 0, train->describe(), " has unlabelled examples; training needs labels");
+    // Pinned batches are copied while the host goes on; others copy as before (and held
+    // batches are already there).
+    ctx.x = x_cpu.to(dev, x_cpu.scalar_type(), /*non_blocking=*/true);
+    ctx.y = y_cpu.to(dev, y_cpu.scalar_type(), /*non_blocking=*/true);
   }
   bool joint = false;
   for (auto& term : t.terms_) joint |= term->forwards_paired();
   if (paired) {
     auto [xt, idx] = *next_paired();
-    ctx.xt = xt.to(dev), ctx.xt_index = idx;
+    ctx.xt = xt.to(dev, xt.scalar_type(), /*non_blocking=*/true), ctx.xt_index = idx;
   }
   joint = joint && ctx.xt.defined();
   at::Tensor in = !ctx.x.defined() ? ctx.xt : joint ? at::cat({ctx.x, ctx.xt}) : ctx.x;

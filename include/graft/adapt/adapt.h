@@ -54,6 +54,7 @@ struct AdaptConfig {
   bool sync_bn_stats = false;      ///< data-parallel: average BatchNorm running statistics over ranks
   std::string precision = "fp32";  ///< forward passes: fp32, bf16 or fp16 (train::TrainConfig::precision)
   std::string channels_last = "auto";  ///< train::TrainConfig::channels_last
+  std::string data_on_device = "auto";  ///< train::TrainConfig::data_on_device
   double log_every_s = 5.0;
   bool quiet = false;
   /// Throws graft::Error naming the bad option.

@@ -1,6 +1,8 @@
 #pragma once
 /// A parallel, prefetching batch loader. Batch order and augmentation are fixed by
 /// (seed, epoch) alone, so a run is reproducible and can resume mid-epoch.
+#include <c10/core/Device.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -36,6 +38,15 @@ struct LoaderOptions {
   /// most world-1 examples seen twice per epoch). world = 1: the whole epoch, as before.
   int64_t rank = 0;
   int64_t world = 1;
+  /// Data held where they are used: an in-memory (tensor-backed) dataset is copied to
+  /// `device` once, as float32, and every batch is gathered and transformed there (no
+  /// per-batch copy; workers are not used). Batches then live on `device`. Image folders
+  /// are refused (their decoding is on the CPU).
+  bool resident = false;
+  c10::Device device = c10::kCPU;
+  /// Batches built in page-locked (pinned) memory, so that their copy to a CUDA device can
+  /// run asynchronously (Tensor::to(..., non_blocking=true)). Needs a CUDA build and GPU.
+  bool pin_memory = false;
   LoaderOptions& batch_size_(int64_t v) { batch_size = v; return *this; }
   LoaderOptions& shuffle_(bool v) { shuffle = v; return *this; }
   LoaderOptions& drop_last_(bool v) { drop_last = v; return *this; }
@@ -44,6 +55,8 @@ struct LoaderOptions {
   LoaderOptions& prefetch_(int v) { prefetch = v; return *this; }
   LoaderOptions& skip_bad_(bool v) { skip_bad = v; return *this; }
   LoaderOptions& shard_(int64_t r, int64_t w) { rank = r; world = w; return *this; }
+  LoaderOptions& resident_on_(c10::Device d) { resident = true; device = d; return *this; }
+  LoaderOptions& pin_memory_(bool v) { pin_memory = v; return *this; }
 };
 
 /// Iterates a dataset in batches, one epoch at a time:
@@ -70,9 +83,13 @@ class Loader {
   /// Examples dropped so far because they could not be decoded (skip_bad).
   int64_t skipped() const { return skipped_.load(); }
   const DatasetPtr& dataset() const { return dataset_; }
+  /// Whether the dataset is held on a device (LoaderOptions::resident took effect).
+  bool is_resident() const { return resident_x_.defined(); }
 
  private:
   Batch make_batch(int64_t b) const;
+  /// A batch of an in-memory dataset: one gather and the pipeline over the whole batch.
+  Batch make_tensor_batch(const std::vector<int64_t>& idx) const;
   void stop_workers();
   /// Produces batches first, first + workers, ... of the epoch.
   void worker_loop(int64_t first);
@@ -81,6 +98,7 @@ class Loader {
   Pipeline pipeline_;
   LoaderOptions opts_;
   std::vector<int64_t> order_;
+  at::Tensor resident_x_, resident_y_;  ///< the dataset on opts_.device (resident loaders)
   int64_t epoch_ = 0, next_ = 0, end_ = 0;
   mutable std::atomic<int64_t> skipped_{0};
 

@@ -1,7 +1,10 @@
 #pragma once
 /// Transforms on float image tensors, seeded per example so that results do not
-/// depend on thread scheduling. Each works on one example (C,H,W); deterministic
-/// ones also accept a batch (N,C,H,W) and are then applied in one vectorised call.
+/// depend on thread scheduling. Each works on one example (C,H,W) or on a batch
+/// (N,C,H,W) in one vectorised call, on whatever device the tensor is on. A random
+/// step first draws its numbers for each example from that example's own stream
+/// (draw), then applies them to the whole batch (apply_drawn): a batch made this way
+/// equals the same examples transformed one by one with the same streams.
 #include <ATen/core/Tensor.h>
 
 #include <memory>
@@ -17,8 +20,17 @@ class Transform {
   virtual ~Transform() = default;
   /// Shape: x is (C,H,W), or (N,C,H,W) when !random(). Returns a new tensor.
   virtual at::Tensor apply(const at::Tensor& x, std::mt19937_64& rng) const = 0;
-  /// True when the output depends on rng (then applied per example).
+  /// True when the output depends on rng.
   virtual bool random() const { return false; }
+  /// Random steps: the numbers that one example of shape `chw` (C,H,W) at this step
+  /// takes from its stream rng, in the order apply() takes them.
+  virtual std::vector<double> draw(const std::vector<int64_t>& /*chw*/, std::mt19937_64& /*rng*/) const { return {}; }
+  /// Random steps: the step applied to a batch x (N,C,H,W) with draws[i] (from draw())
+  /// for example i. Deterministic steps ignore draws and call apply().
+  virtual at::Tensor apply_drawn(const at::Tensor& x, const std::vector<std::vector<double>>& /*draws*/) const {
+    std::mt19937_64 unused(0);
+    return apply(x, unused);
+  }
   /// The spec that recreates this step, e.g. "resize=32".
   virtual std::string spec() const = 0;
 };
@@ -53,6 +65,10 @@ class Pipeline {
   at::Tensor apply(at::Tensor x, std::mt19937_64& rng) const;
   /// Applies all steps to a batch; requires !random().
   at::Tensor apply_batch(at::Tensor x) const;
+  /// Applies all steps to a batch (N,C,H,W) whose example i has the random stream
+  /// seeded with seeds[i]: the result equals apply() of each example with
+  /// std::mt19937_64(seeds[i]), computed in one vectorised pass per step on x's device.
+  at::Tensor apply_batch(at::Tensor x, const std::vector<uint64_t>& seeds) const;
   /// Appends the steps of other.
   Pipeline& then(const Pipeline& other);
   Pipeline& add(std::shared_ptr<const Transform> t);

@@ -40,6 +40,10 @@ struct TrainConfig {
   /// Convolutional models in channels-last memory format: auto, on, off
   /// (models::use_channels_last; auto is on for convolutional models on the CPU).
   std::string channels_last = "auto";
+  /// In-memory training data held on the device, batches gathered and augmented there:
+  /// auto (on a GPU when the float32 copy takes at most 2 GiB), on, off. Image folders are
+  /// decoded on the CPU; on a GPU their batches are built in pinned memory instead.
+  std::string data_on_device = "auto";
   std::string augment;            ///< random transforms applied before the model's preprocessing
   std::string out_dir;            ///< where checkpoints, metrics and results go (required)
   bool resume = false;            ///< continue from out_dir/checkpoint.ckpt when it exists
