@@ -2,7 +2,9 @@
 # graft against PyTorch on one device, fp32 and bf16 (issue 17's GPU table): every row is a
 # graft verb and the Python peer doing the same work on the same device in the same run.
 #   train     graft train dann_mnist, one epoch of MNIST (batch 128)   vs bench/py/train_epoch.py
-#             (torchvision + DataLoader); images/s of the epoch
+#             (torchvision + DataLoader); images/s of the epoch. In fp32 also: graft with
+#             --data-on-device off (batches copied from the host), and both with random crops
+#             and rotations (graft augments on the device, PyTorch in its DataLoader workers)
 #   dann      graft adapt --method dann, one epoch (batch 64 + 64)     vs bench/py/dann_loop.py with
 #             the data held on the device (--resident, the fastest Python loop) and with
 #             DataLoaders; iterations/s
@@ -80,6 +82,23 @@ for prec in fp32 bf16; do
     --device "$device" --precision "$prec" "${lim[@]}")"
   pt="$("$py" -c 'import json,sys; j=json.loads(sys.argv[1]); print(j["images"] / j["epoch_seconds"])' "$pj")"
   rows+=("train|$prec|$(r1 "$gt") img/s|$(r1 "$pt") img/s|$("$py" -c "print('%.2f' % ($gt / $pt))")")
+  if [ "$prec" = fp32 ]; then
+    # the same epoch with batches copied from the host each step (what --data-on-device auto avoids)
+    rm -rf "$tmp/train"
+    "$g" train --model dann_mnist --data "mnist:train$limit" --epochs 1 --batch-size 128 --optimizer sgd --lr 0.01 \
+      --data-on-device off "${common[@]}" --out "$tmp/train" > /dev/null
+    go="$(epoch0 "$tmp/train/metrics.jsonl" images_per_s)"
+    rows+=("train, graft --data-on-device off|$prec|$(r1 "$go") img/s|$(r1 "$pt") img/s|$("$py" -c "print('%.2f' % ($go / $pt))")")
+    # augmented: random crop (padding 2) and rotation (10 degrees); graft on the device, PyTorch in its workers
+    rm -rf "$tmp/train"
+    "$g" train --model dann_mnist --data "mnist:train$limit" --epochs 1 --batch-size 128 --optimizer sgd --lr 0.01 \
+      --augment random-crop=28:2,rotate=10 "${common[@]}" --out "$tmp/train" > /dev/null
+    ga="$(epoch0 "$tmp/train/metrics.jsonl" images_per_s)"
+    paj="$("$py" "$here/bench/py/train_epoch.py" "$cache/mnist" --augment --workers 2 --threads "$threads" --batch 128 \
+      --device "$device" --precision "$prec" "${lim[@]}")"
+    pa="$("$py" -c 'import json,sys; j=json.loads(sys.argv[1]); print(j["images"] / j["epoch_seconds"])' "$paj")"
+    rows+=("train, augmented|$prec|$(r1 "$ga") img/s|$(r1 "$pa") img/s|$("$py" -c "print('%.2f' % ($ga / $pa))")")
+  fi
   # dann: iterations/s
   rm -rf "$tmp/dann"
   "$g" adapt --method dann --model dann_mnist --channels 3 --source "mnist:train$limit" --target mnistm:train \

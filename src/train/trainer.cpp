@@ -373,16 +373,21 @@ void Trainer::Run::prepare() {
 
 void Trainer::Run::place_data(data::LoaderOptions& o, const data::DatasetPtr& ds) const {
   const auto& want = cfg.data_on_device;
-  if (want == "off") return;
-  if (!ds->tensor_backed()) {
-    GRAFT_CHECK(want != "on", "--data-on-device on: ", ds->describe(), " is decoded file by file on the CPU and "
-                "cannot be held on the device; use --data-on-device auto or off");
-    if (dev.is_cuda()) o.pin_memory_(true);  // decoded into page-locked memory, copied asynchronously
-    return;
-  }
+  const bool tensors = ds->tensor_backed();
+  GRAFT_CHECK(want != "on" || tensors, "--data-on-device on: ", ds->describe(), " is decoded file by file on the "
+              "CPU and cannot be held on the device; use --data-on-device auto or off");
   double bytes = 4.0 * static_cast<double>(ds->size());
   for (auto d : ds->input_shape()) bytes *= static_cast<double>(d);
-  if (want == "on" || (dev.type() != c10::kCPU && bytes <= 2.0 * (1 << 30))) o.resident_on_(dev);
+  const bool held = tensors && (want == "on" || (want == "auto" && dev.type() != c10::kCPU && bytes <= 2.0 * (1 << 30)));
+  if (held) {
+    o.resident_on_(dev);
+    if (!cfg.quiet && dev.type() != c10::kCPU)
+      std::cerr << "graft: " << ds->describe() << " held on " << dev << " (" << std::fixed << std::setprecision(0)
+                << bytes / (1 << 20) << " MiB as float32); batches are gathered and augmented there\n"
+                << std::defaultfloat;
+  } else if (dev.is_cuda()) {
+    o.pin_memory_(true);  // batches made in page-locked memory, copied while the host goes on
+  }
 }
 
 void Trainer::Run::setup_terms() {
