@@ -14,22 +14,27 @@
 #             vs bench/py/photos_loop.py finetune; seconds
 # Ratios are graft's speed over PyTorch's (above 1: graft is faster). After the table, a check
 # that two processes (Gloo) run with this build.
-# usage: bench/gpu.sh [--device cuda|cpu] [--build] [--quick] [--out DIR]
+# usage: bench/gpu.sh [--device cuda|cpu] [--build] [--tests] [--quick] [--out DIR]
 #   --build   first configure and build graft into build-gpu against the Python torch's own
 #             libtorch (Torch_DIR from torch.utils.cmake_prefix_path) with /usr/bin/g++ (see
 #             docs/ARCHITECTURE.md "Current libtorch"); graft's other C++ dependencies come
 #             from the bundle that scripts/deps_bundle.sh made on a Debian machine (.deps, or
 #             the folder in GRAFT_DEPS_DIR; carried along), or else must be findable through
 #             CMAKE_PREFIX_PATH. Without --build, BUILD_DIR (default build/) is used.
+#   --tests   before the table, run the device-parameterised tests (Devices/*: training, checkpoints
+#             moved between devices, data held on the device, every adaptation method, bf16 and
+#             fp16) from tests/graft_device_tests, built first with --build (needs GTest, which
+#             the bundle carries); their result is reported, never fatal to the table
 #   --quick   small data (a rehearsal: MNIST 10 000 images, 64 photos, 200 DANN steps)
 # Rehearsed on the CPU with: bench/gpu.sh --device cpu --quick
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-device=cuda; build_first=""; quick=""; out=""
+device=cuda; build_first=""; tests=""; quick=""; out=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --device) device="$2"; shift 2 ;;
     --build) build_first=1; shift ;;
+    --tests) tests=1; shift ;;
     --quick) quick=1; shift ;;
     --out) out="$2"; shift 2 ;;
     *) sed -n 2,24p "$0"; exit 2 ;;
@@ -42,9 +47,10 @@ if [ -n "$build_first" ]; then
   # shellcheck disable=SC1091
   [ -f "$deps/env.sh" ] && source "$deps/env.sh"  # the bundled libraries at build and run time
   torch_dir="$("$py" -c 'import torch, os; print(os.path.join(torch.utils.cmake_prefix_path, "Torch"))')"
+  targets=(graft_cli); [ -n "$tests" ] && targets+=(graft_device_tests)
   CXX=/usr/bin/g++ cmake -S "$here" -B "$here/build-gpu" -DCMAKE_BUILD_TYPE=Release -DTorch_DIR="$torch_dir" \
-    -DGRAFT_BUILD_TESTS=OFF -DGRAFT_BUILD_BENCH=OFF
-  cmake --build "$here/build-gpu" -j "$(nproc)" --target graft_cli
+    -DGRAFT_BUILD_TESTS="$([ -n "$tests" ] && echo ON || echo OFF)" -DGRAFT_BUILD_BENCH=OFF
+  cmake --build "$here/build-gpu" -j "$(nproc)" --target "${targets[@]}"
   export BUILD_DIR="$here/build-gpu"
 fi
 build="${BUILD_DIR:-$here/build}"
@@ -68,6 +74,20 @@ secs() {
   "$@" > /dev/null 2> "$tmp/err" || { cat "$tmp/err" >&2; exit 1; }
   "$py" -c 'import sys; print("%.2f" % (float(sys.argv[2]) - float(sys.argv[1])))' "$t0" "$(date +%s.%N)"
 }
+if [ -n "$tests" ]; then
+  # Correctness on the device before speed: the Devices/* cases (the CPU case and this device's).
+  {
+    if [ ! -x "$build/tests/graft_device_tests" ]; then
+      echo "device tests: no $build/tests/graft_device_tests (build it: cmake --build $build --target graft_device_tests)"
+    elif GRAFT_NO_BLAS_WARNING=1 "$build/tests/graft_device_tests" --gtest_filter='Devices/*' > "$out/device_tests.log" 2>&1; then
+      passed="$(sed -n 's/^\[  PASSED  \] \([0-9]*\) tests\{0,1\}\./\1/p' "$out/device_tests.log")"
+      skipped="$(sed -n 's/^\[  SKIPPED \] \([0-9]*\) tests\{0,1\}, listed below:/\1/p' "$out/device_tests.log")"
+      echo "device tests (Devices/*): ${passed:-0} passed, ${skipped:-0} skipped$([ -n "$skipped" ] && echo ' (see device_tests.log)')"
+    else
+      echo "device tests (Devices/*) FAILED: $(grep -E '^\[  FAILED  \] Devices' "$out/device_tests.log" | sed 's/^\[  FAILED  \] //; s/[ ,].*//' | sort -u | tr '\n' ' ')(log: device_tests.log)"
+    fi
+  } | tee "$out/device_tests.md"
+fi
 rows=()
 r1() { "$py" -c 'import sys; print("%.1f" % float(sys.argv[1]))' "$1"; }
 for prec in fp32 bf16; do

@@ -7,7 +7,8 @@
 #   bench/gpu_session.sh run OUT [ARGS] on the GPU machine, from the repo root, with .gpu carried:
 #                                       unpacks the data into /tmp/graft-data, builds graft against
 #                                       the machine's pip torch (bench/gpu.sh --build, /usr/bin/g++)
-#                                       and runs bench/gpu.sh --out OUT ARGS (default: --device cuda)
+#                                       with the device tests, and runs bench/gpu.sh --tests --out OUT
+#                                       ARGS (default: --device cuda): the Devices/* tests, then the table
 # The device call: command "bash bench/gpu_session.sh run $OUT", carry [".gpu"], a timeout of
 # about 590 s (the build takes a few minutes on 16 cores; bench/gpu.sh --quick is the shorter run).
 # Rehearsal on the CPU (no build; BUILD_DIR's graft):
@@ -33,7 +34,7 @@ case "${1:-}" in
     cp -r "$gpu/data/photos" "$data/"
     export GRAFT_DATA="$data" GRAFT_DEPS_DIR="$gpu/deps"
     args=("$@"); [ ${#args[@]} -gt 0 ] || args=(--device cuda)
-    build=(--build); [ -n "${GPU_SESSION_NO_BUILD:-}" ] && build=()
+    build=(--build --tests); [ -n "${GPU_SESSION_NO_BUILD:-}" ] && build=(--tests)
     { nvidia-smi 2>/dev/null || true; lscpu | sed -n 's/^Model name: *//p'; } > "$out/machine.txt"
     bash "$here/bench/gpu.sh" "${build[@]}" --out "$out" "${args[@]}" 2>&1 | tee "$out/gpu.log"
     ;;

@@ -1,5 +1,6 @@
 // libFuzzer harness: transform-spec parser. Every spec it accepts must print back to a
-// spec it accepts again, and is applied to a small image. Specs naming a number above
+// spec it accepts again, and is applied to a small image, alone and as the first example of
+// a batch (the two must agree). Specs naming a number above
 // 64 are parsed but not applied: their cost is the memory and time the user asks for (the
 // parser bounds outputs at 64 megapixels), not a parser bug; every transform runs the same
 // code at 64 as at 512, and applying a 512x512 resize under ASan held the run to about 2,000
@@ -43,7 +44,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (names_a_large_number(spec) || names_a_large_number(p.spec())) return;
     std::mt19937_64 rng(0);
     static const at::Tensor img = at::rand({3, 12, 10});
-    p.apply(img, rng);
+    auto one = p.apply(img, rng);
+    // A batch whose first example is img, with img's stream first, must give img's result:
+    // the loader augments batches, the per-example path is the reference.
+    static const at::Tensor batch = at::stack({img, at::rand({3, 12, 10}), img.flip({-1})});
+    at::Tensor many;
+    try {
+      many = p.apply_batch(batch, {0, 1, 2});
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "'%s': the batch failed where the example alone passed: %s\n", spec.c_str(), e.what());
+      std::abort();
+    }
+    if (many.size(0) != 3 || !many[0].sizes().equals(one.sizes()) || !at::allclose(many[0], one, 1e-4, 1e-5)) {
+      std::fprintf(stderr, "'%s': the batch's first example differs from the example alone\n", spec.c_str());
+      std::abort();
+    }
   });
   return 0;
 }

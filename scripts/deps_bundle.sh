@@ -11,7 +11,8 @@
 # (bench/gpu.sh --build does those three steps.) What the folder holds:
 #   root/    Debian 12 packages unpacked with dpkg -x: the headers and CMake files of
 #            nlohmann-json, CLI11, zlib, FreeType, LIBLINEAR, glog and Gloo, OpenCV's core,
-#            imgproc and imgcodecs, and every shared library these need at run time
+#            imgproc and imgcodecs, GoogleTest (for the device tests, bench/gpu.sh --tests),
+#            and every shared library these need at run time
 #            (their closure, found from the libraries' DT_NEEDED entries), except glibc,
 #            libstdc++ and libgcc, which the compiler's system provides.
 #   stubs/   libraries OpenCV links but graft never calls (GDAL, GDCM, OpenEXR, GLX: the
@@ -36,7 +37,7 @@ arch=x86_64-linux-gnu
 
 # Development packages graft's CMakeLists.txt finds, and the run-time libraries they name.
 dev=(nlohmann-json3-dev libcli11-dev zlib1g-dev libfreetype-dev liblinear-dev libgoogle-glog-dev libgflags-dev
-     libgloo-dev libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev)
+     libgloo-dev libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev libgtest-dev)
 # Linked by OpenCV, never called by graft: stubbed (soname, the library here that defines them).
 stubs=(libgdal.so.32 libgdcmMSFF.so.3.0 libgdcmDSED.so.3.0 libOpenEXR-3_1.so.30 libGLX.so.0)
 # Provided by every system with a C++ compiler.
@@ -98,21 +99,23 @@ PNG
   unshare -m bash -euo pipefail -c '
     empty="$(mktemp -d)"
     for d in /usr/include/opencv4 /usr/include/nlohmann /usr/include/CLI /usr/include/freetype2 /usr/include/glog \
-             /usr/include/gflags /usr/include/gloo /usr/lib/'$arch'/cmake/nlohmann_json /usr/share/cmake/nlohmann_json \
-             /usr/lib/cmake/CLI11 /usr/share/cmake/CLI11 /usr/lib/'$arch'/cmake/glog; do
+             /usr/include/gflags /usr/include/gloo /usr/include/gtest /usr/lib/'$arch'/cmake/nlohmann_json \
+             /usr/share/cmake/nlohmann_json /usr/lib/cmake/CLI11 /usr/share/cmake/CLI11 /usr/lib/'$arch'/cmake/glog \
+             /usr/lib/'$arch'/cmake/GTest; do
       [ -d "$d" ] && mount --bind "$empty" "$d"
     done
     for f in /usr/include/linear.h /usr/include/zlib.h /usr/include/ft2build.h \
-             /usr/lib/'$arch'/lib{opencv_core,opencv_imgproc,opencv_imgcodecs,linear,glog,freetype}.so*; do
+             /usr/lib/'$arch'/lib{opencv_core,opencv_imgproc,opencv_imgcodecs,linear,glog,freetype}.so* \
+             /usr/lib/'$arch'/libgtest*.a; do
       [ -e "$f" ] && mount --bind /dev/null "$f"
     done
     source "'"$dir"'/env.sh"
     echo "== configure graft against the bundle (system copies hidden)"
-    cmake -S "'"$here"'" -B "'"$work"'/b" -DGRAFT_BUILD_TESTS=OFF -DGRAFT_BUILD_BENCH=OFF > "'"$work"'/cmake.log" 2>&1 ||
+    cmake -S "'"$here"'" -B "'"$work"'/b" -DGRAFT_BUILD_TESTS=ON -DGRAFT_BUILD_BENCH=OFF > "'"$work"'/cmake.log" 2>&1 ||
       { cat "'"$work"'/cmake.log"; exit 1; }
-    grep -E "GRAFT_OPENCV_core_LIB|GRAFT_LIBLINEAR_LIB|GLOG_LIB|GLOO_INCLUDE_DIR|nlohmann_json_DIR|FREETYPE_LIBRARY_RELEASE:" \
+    grep -E "GRAFT_OPENCV_core_LIB|GRAFT_LIBLINEAR_LIB|GLOG_LIB|GLOO_INCLUDE_DIR|nlohmann_json_DIR|GTest_DIR|FREETYPE_LIBRARY_RELEASE:" \
       "'"$work"'/b/CMakeCache.txt"
-    ! grep -E "^(GRAFT_OPENCV_core_LIB|GRAFT_LIBLINEAR_LIB|GLOG_LIB|GLOO_INCLUDE_DIR|nlohmann_json_DIR|FREETYPE_LIBRARY_RELEASE)[^=]*=/usr" \
+    ! grep -E "^(GRAFT_OPENCV_core_LIB|GRAFT_LIBLINEAR_LIB|GLOG_LIB|GLOO_INCLUDE_DIR|nlohmann_json_DIR|GTest_DIR|FREETYPE_LIBRARY_RELEASE)[^=]*=/usr" \
       "'"$work"'/b/CMakeCache.txt" || { echo "a dependency was found outside the bundle"; exit 1; }
     echo "== build and run a probe program against the bundle alone"
     inc="$GRAFT_DEPS/root/usr/include"; lib="$GRAFT_DEPS/root/usr/lib/'$arch'"
