@@ -11,6 +11,7 @@
 #include "graft/train/divergence.h"
 #include "graft/train/trainer.h"
 #include "test_util.h"
+#include "../src/train/foreach_sgd.h"
 #include "../src/train/fused_adam.h"
 
 using namespace graft;
@@ -301,6 +302,75 @@ TEST(Optimizer, FusedAdamAndAdamWTakeLibtorchsSteps) {
   expect_same_steps<train::FusedAdam, torch::optim::Adam>(torch::optim::AdamOptions(0.01).weight_decay(0.1));
   expect_same_steps<train::FusedAdam, torch::optim::Adam>(torch::optim::AdamOptions(0.01).amsgrad(true));
   expect_same_steps<train::FusedAdamW, torch::optim::AdamW>(torch::optim::AdamWOptions(0.01).weight_decay(0.1));
+}
+
+// Parameters the fused loop cannot take (here float64) are stepped together with ATen's
+// multi-tensor operations, as on a GPU: libtorch's arithmetic, bit for bit.
+TEST(Optimizer, AdamStepsOfParameterListsAreLibtorchsBitForBit) {
+  auto make = [] {
+    torch::manual_seed(3);
+    std::vector<torch::Tensor> ps = {torch::randn({7, 5}, torch::kFloat64), torch::randn({11}, torch::kFloat64),
+                                     torch::randn({2, 3, 4}, torch::kFloat64)};
+    for (auto& p : ps) p.requires_grad_(true);
+    return ps;
+  };
+  auto run = [&](auto& opt, std::vector<torch::Tensor>& ps) {
+    for (int step = 0; step < 5; ++step) give_gradients(ps, step), opt.step();
+  };
+  for (double wd : {0.0, 0.05}) {
+    auto a = make(), b = make();
+    train::FusedAdam fa(a, torch::optim::AdamOptions(0.01).weight_decay(wd));
+    torch::optim::Adam ra(b, torch::optim::AdamOptions(0.01).weight_decay(wd));
+    run(fa, a), run(ra, b);
+    for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "Adam, wd " << wd << ", " << i;
+    EXPECT_EQ(fa.fused_updates(), 0);
+    auto c = make(), e = make();
+    train::FusedAdamW fw(c, torch::optim::AdamWOptions(0.01).weight_decay(wd));
+    torch::optim::AdamW rw(e, torch::optim::AdamWOptions(0.01).weight_decay(wd));
+    run(fw, c), run(rw, e);
+    for (size_t i = 0; i < c.size(); ++i) EXPECT_TRUE(torch::equal(c[i], e[i])) << "AdamW, wd " << wd << ", " << i;
+  }
+}
+
+// SGD with its step made by multi-tensor operations: libtorch's SGD bit for bit, with
+// momentum, dampening, Nesterov and weight decay, across two parameter groups and a parameter
+// without a gradient; and the state one writes, the other continues from.
+TEST(Optimizer, ForeachSgdTakesLibtorchsStepsAndState) {
+  for (auto o : {torch::optim::SGDOptions(0.05), torch::optim::SGDOptions(0.05).momentum(0.9),
+                 torch::optim::SGDOptions(0.05).momentum(0.9).nesterov(true).weight_decay(0.01),
+                 torch::optim::SGDOptions(0.05).momentum(0.8).dampening(0.3).weight_decay(0.02)}) {
+    auto a = optimizer_params(4), b = optimizer_params(4);
+    auto groups = [&o](std::vector<torch::Tensor>& ps) {
+      auto second = o;
+      second.lr(0.01);
+      return std::vector<torch::optim::OptimizerParamGroup>{
+          torch::optim::OptimizerParamGroup({ps[0], ps[1]}, std::make_unique<torch::optim::SGDOptions>(o)),
+          torch::optim::OptimizerParamGroup({ps[2], ps[3]}, std::make_unique<torch::optim::SGDOptions>(second))};
+    };
+    train::ForeachSGD mine(groups(a), o);
+    torch::optim::SGD ref(groups(b), o);
+    for (int step = 0; step < 4; ++step) {
+      give_gradients(a, step), give_gradients(b, step);
+      if (step == 1) a[1].mutable_grad() = at::Tensor(), b[1].mutable_grad() = at::Tensor();  // skipped this step
+      mine.step(), ref.step();
+    }
+    for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "parameter " << i;
+    EXPECT_GT((a[1] - optimizer_params(4)[1]).abs().max().item<double>(), 1e-3);  // it did move
+    torch::serialize::OutputArchive out;
+    mine.save(out);
+    std::ostringstream bytes;
+    out.save_to(bytes);
+    auto c = optimizer_params(4);
+    for (size_t i = 0; i < c.size(); ++i) c[i].data().copy_(a[i].detach());
+    torch::optim::SGD loaded(groups(c), o);
+    torch::serialize::InputArchive in;
+    std::istringstream is(bytes.str());
+    in.load_from(is);
+    loaded.load(in);
+    give_gradients(a, 9), give_gradients(c, 9);
+    mine.step(), loaded.step();
+    for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], c[i])) << "after the state moved, " << i;
+  }
 }
 
 TEST(Optimizer, FusedAdamStateIsLibtorchsAdamState) {
