@@ -61,7 +61,7 @@ TEST(Adapt, DiscriminatorLearnsToTellSeparatedDomains) {
     auto r = adapt::domain_adversarial_loss(d, fs, ft, 0.0);
     r.loss.backward();
     opt.step();
-    acc = r.domain_acc;
+    acc = r.domain_acc.item<double>();
   }
   EXPECT_GT(acc, 0.95);
   // Through the GRL the features receive the reversed gradient of the domain loss.

@@ -139,7 +139,7 @@ TEST(Objectives, CdanReversesExactlyTheGradientOfItsWeightedDomainLoss) {
                       adapt::conditional_adversarial_loss(d, fm, logits, 2, lambda).loss).item<double>() / (2 * h);
   }
   EXPECT_TRUE(torch::allclose(f.grad(), -lambda * fd, 1e-6, 1e-8)) << f.grad() << fd;
-  EXPECT_GE(r.domain_acc, 0.0);
+  EXPECT_GE(r.domain_acc.item<double>(), 0.0);
   EXPECT_THROW(adapt::conditional_adversarial_loss(d, f, logits, 0, lambda), Error);
 }
 

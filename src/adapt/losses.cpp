@@ -70,7 +70,7 @@ AdversarialLoss domain_adversarial_loss(Discriminator& d, const at::Tensor& f_so
                             torch::ones({f_target.size(0)}, logits.options())});
   AdversarialLoss r;
   r.loss = torch::binary_cross_entropy_with_logits(logits, labels);
-  r.domain_acc = ((logits > 0).to(labels.dtype()) == labels).to(at::kDouble).mean().item<double>();
+  r.domain_acc = ((logits > 0).to(labels.dtype()) == labels).to(at::kDouble).mean().detach();
   return r;
 }
 

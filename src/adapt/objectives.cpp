@@ -21,7 +21,7 @@ AdversarialLoss conditional_adversarial_loss(Discriminator& d, const at::Tensor&
   auto labels = at::cat({torch::zeros({n_source}, out.options()), torch::ones({nt}, out.options())});
   AdversarialLoss r;
   r.loss = torch::binary_cross_entropy_with_logits(out, labels, w);
-  r.domain_acc = ((out > 0).to(labels.dtype()) == labels).to(at::kDouble).mean().item<double>();
+  r.domain_acc = ((out > 0).to(labels.dtype()) == labels).to(at::kDouble).mean().detach();
   return r;
 }
 

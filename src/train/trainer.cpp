@@ -665,27 +665,47 @@ void Trainer::Run::step(const at::Tensor& x_cpu, const at::Tensor& y_cpu, int64_
   }
   ctx.logits = to_float32(ctx.logits);
   at::Tensor loss = torch::zeros({}, ctx.logits.options());
-  double ce_v = 0;
-  if (t.labelled_loss_ && ctx.n_labelled > 0) {
+  // Every value the step reports comes back from the device in one transfer: on a GPU each
+  // read waits for all queued work, so the step reads once instead of once per value.
+  std::vector<at::Tensor> reads;
+  auto read_later = [&reads](const at::Tensor& v) {
+    reads.push_back(v.detach().to(at::kDouble).reshape({}));
+    return reads.size() - 1;
+  };
+  const bool has_ce = t.labelled_loss_ && ctx.n_labelled > 0;
+  size_t ce_at = 0, correct_at = 0;
+  if (has_ce) {
     loss = torch::nn::functional::cross_entropy(
         ctx.labelled_logits(), ctx.y,
         torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(cfg.label_smoothing));
-    ce_v = loss.item<double>();
+    ce_at = read_later(loss);
   }
-  double term_v = 0;
   std::map<std::string, double> term_metrics;
-  for (auto& term : t.terms_) {
-    auto out = term->loss(ctx);
+  std::vector<std::pair<size_t, size_t>> term_loss_at;         // (term, read)
+  std::vector<std::pair<std::string, size_t>> term_metric_at;  // (name, read)
+  for (size_t i = 0; i < t.terms_.size(); ++i) {
+    auto out = t.terms_[i]->loss(ctx);
     for (auto& [k, v] : out.metrics) term_metrics[k] = v;
+    for (auto& [k, v] : out.device_metrics) term_metric_at.emplace_back(k, read_later(v));
     if (!out.loss.defined()) continue;
-    const double v = out.loss.item<double>();
-    if (!std::isfinite(v))
-      throw Diverged(str("the ", term->name(), " loss became ", v, " at epoch ", epoch + 1, " step ",
-                         step_in_epoch + 1, "; training stopped and ", last_good(), ". Lower --lr (now ", cfg.lr,
-                         ") or the weight of the ", term->name(), " term"));
-    term_metrics[term->name() + "_loss"] = v;
-    term_v += v;
+    term_loss_at.emplace_back(i, read_later(out.loss));
     loss = loss + out.loss;
+  }
+  if (ctx.n_labelled > 0) correct_at = read_later((ctx.labelled_logits().argmax(1) == ctx.y).sum());
+  const at::Tensor host = reads.empty() ? at::Tensor() : at::stack(reads).cpu();
+  auto value = [&host](size_t k) { return host.data_ptr<double>()[k]; };
+  const double ce_v = has_ce ? value(ce_at) : 0;
+  for (const auto& [k, at_] : term_metric_at) term_metrics[k] = value(at_);
+  double term_v = 0;
+  for (const auto& [i, at_] : term_loss_at) {
+    const double v = value(at_);
+    const auto& name = t.terms_[i]->name();
+    if (!std::isfinite(v))
+      throw Diverged(str("the ", name, " loss became ", v, " at epoch ", epoch + 1, " step ", step_in_epoch + 1,
+                         "; training stopped and ", last_good(), ". Lower --lr (now ", cfg.lr, ") or the weight of the ",
+                         name, " term"));
+    term_metrics[name + "_loss"] = v;
+    term_v += v;
   }
   if (!std::isfinite(ce_v)) {
     emit({{"event", "diverged"}, {"epoch", epoch + 1}, {"step", step_in_epoch + 1}, {"loss", ce_v}});
@@ -708,7 +728,7 @@ void Trainer::Run::step(const at::Tensor& x_cpu, const at::Tensor& y_cpu, int64_
   sums.seen += nb;
   if (ctx.n_labelled > 0) {
     sums.loss += ce_v * static_cast<double>(nb);
-    sums.correct += (ctx.labelled_logits().argmax(1) == ctx.y).sum().item<int64_t>();
+    sums.correct += static_cast<int64_t>(value(correct_at));
     sums.labelled += nb;
   }
   sums.term_loss += term_v * static_cast<double>(nb);

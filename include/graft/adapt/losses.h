@@ -35,7 +35,9 @@ TORCH_MODULE(Discriminator);
 /// The domain-adversarial loss of a batch pair, as tensors and values.
 struct AdversarialLoss {
   at::Tensor loss;         ///< binary cross-entropy of source (0) vs target (1), through the GRL
-  double domain_acc = 0;   ///< the discriminator's accuracy on this batch pair
+  /// The discriminator's accuracy on this batch pair: a float64 scalar on the features'
+  /// device, left there so that the trainer reads it back with the step's losses.
+  at::Tensor domain_acc;
 };
 /// Runs f_source and f_target through a gradient reversal layer (factor lambda) and the
 /// discriminator. Shape: (Ns, F), (Nt, F).

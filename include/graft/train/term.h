@@ -60,7 +60,10 @@ struct StepContext {
 /// A term's contribution to one step.
 struct TermOutput {
   at::Tensor loss;                         ///< scalar with its graph; undefined adds nothing
-  std::map<std::string, double> metrics;   ///< averaged per epoch into the metrics row (e.g. domain_acc)
+  std::map<std::string, double> metrics;   ///< averaged per epoch into the metrics row (e.g. lambda)
+  /// Metrics as scalar tensors still on the device (e.g. domain_acc), averaged like `metrics`:
+  /// the trainer reads them back with the step's losses, in one transfer per step.
+  std::map<std::string, at::Tensor> device_metrics;
 };
 
 /// An objective term. Implementations must derive any data position from the global

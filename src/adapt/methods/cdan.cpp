@@ -16,7 +16,7 @@ class Cdan : public WithDiscriminator {
   train::TermOutput loss(train::StepContext& ctx) override {
     const double lambda = o_.trade_off * dann_lambda(ctx.progress, o_.lambda_gamma);
     auto r = conditional_adversarial_loss(disc_, ctx.features, ctx.logits, ctx.n_labelled, lambda);
-    return {r.loss, {{"domain_acc", r.domain_acc}, {"lambda", lambda}}};
+    return {r.loss, {{"lambda", lambda}}, {{"domain_acc", r.domain_acc}}};
   }
 
  private:

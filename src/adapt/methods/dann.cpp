@@ -16,7 +16,7 @@ class Dann : public WithDiscriminator {
   train::TermOutput loss(train::StepContext& ctx) override {
     const double lambda = o_.trade_off * dann_lambda(ctx.progress, o_.lambda_gamma);
     auto r = domain_adversarial_loss(disc_, ctx.labelled_features(), ctx.paired_features(), lambda);
-    return {r.loss, {{"domain_acc", r.domain_acc}, {"lambda", lambda}}};
+    return {r.loss, {{"lambda", lambda}}, {{"domain_acc", r.domain_acc}}};
   }
 
  private:
