@@ -1,29 +1,13 @@
 #include "foreach_sgd.h"
 
 #include <map>
-#include <sstream>
 #include <string>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "optimizer_state.h"
+
 namespace graft::train {
-namespace {
-
-// The state map's key for a parameter: its TensorImpl's address as text in libtorch 1.13,
-// the pointer itself in later versions (as libtorch's own optimizers key it).
-template <typename Map>
-typename Map::key_type state_key(const Map&, const at::Tensor& p) {
-  if constexpr (std::is_same_v<typename Map::key_type, std::string>) {
-    std::ostringstream os;
-    os << p.unsafeGetTensorImpl();
-    return os.str();
-  } else {
-    return p.unsafeGetTensorImpl();
-  }
-}
-
-}  // namespace
 
 torch::Tensor ForeachSGD::step(LossClosure closure) {
   torch::NoGradGuard no_grad;
@@ -52,7 +36,7 @@ torch::Tensor ForeachSGD::step(LossClosure closure) {
       if (wd != 0) l.ds = at::_foreach_add(l.ds, l.ps, wd);
       if (momentum != 0) {
         for (size_t i = 0; i < l.ps.size(); ++i) {
-          auto key = state_key(state_, l.ps[i]);
+          auto key = detail::state_key(state_, l.ps[i]);
           auto it = state_.find(key);
           if (it == state_.end()) {
             auto st = std::make_unique<torch::optim::SGDParamState>();

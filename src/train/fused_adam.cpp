@@ -4,29 +4,14 @@
 
 #include <cmath>
 #include <map>
-#include <tuple>
-#include <sstream>
 #include <string>
-#include <type_traits>
+#include <tuple>
 
 #include "adam_kernel.h"
+#include "optimizer_state.h"
 
 namespace graft::train {
 namespace {
-
-// The optimizer's state map is keyed by the parameter's TensorImpl: in libtorch 1.13 by its
-// address as text (written by operator<<, as libtorch's own optimizers do), in later
-// versions by the pointer itself.
-template <typename Map>
-typename Map::key_type state_key(const Map&, const at::Tensor& p) {
-  if constexpr (std::is_same_v<typename Map::key_type, std::string>) {
-    std::ostringstream os;
-    os << p.unsafeGetTensorImpl();
-    return os.str();
-  } else {
-    return p.unsafeGetTensorImpl();
-  }
-}
 
 bool fusable(const at::Tensor& p, const at::Tensor& g, const at::Tensor& m, const at::Tensor& v) {
   for (const auto* t : {&p, &g, &m, &v})
@@ -153,7 +138,7 @@ torch::Tensor fused_step(const torch::optim::Optimizer::LossClosure& closure, bo
     for (auto& p : group.params()) {
       if (!p.grad().defined()) continue;
       TORCH_CHECK(!p.grad().is_sparse(), "Adam does not support sparse gradients");
-      auto key = state_key(state, p);
+      auto key = detail::state_key(state, p);
       auto it = state.find(key);
       if (it == state.end()) {
         auto s = std::make_unique<State>();
