@@ -90,11 +90,12 @@ ClassificationReport evaluate(models::Backbone& model, const data::DatasetPtr& d
   for (auto d : dataset->input_shape()) values *= std::max<int64_t>(d, 1);
   const int64_t batch = opts.batch_size > 0 ? opts.batch_size : default_batch_size(values, 256, /*inference=*/true);
   const int workers = opts.workers >= 0 ? opts.workers : default_workers();
-  data::Loader loader(dataset, pipeline, data::LoaderOptions().batch_size_(batch).shuffle_(false).workers_(workers));
+  auto dev = model.device();
+  data::Loader loader(dataset, pipeline,  // pinned batches on a GPU: asynchronous copies
+                      data::LoaderOptions().batch_size_(batch).shuffle_(false).workers_(workers).pin_memory_(dev.is_cuda()));
   loader.start_epoch(0);
   std::vector<at::Tensor> preds, truths;
   double loss_sum = 0;
-  auto dev = model.device();
   while (auto b = loader.next()) {
     GRAFT_CHECK(b->label.min().item<int64_t>() >= 0, dataset->describe(),
                 " has unlabelled examples; evaluation needs labels");
@@ -103,7 +104,7 @@ ClassificationReport evaluate(models::Backbone& model, const data::DatasetPtr& d
     at::Tensor logits;
     {
       AutocastGuard ac(opts.precision, dev.type());
-      logits = to_float32(model.forward(b->input.to(dev))).to(at::kCPU);
+      logits = to_float32(model.forward(b->input.to(dev, b->input.scalar_type(), /*non_blocking=*/true))).to(at::kCPU);
     }
     GRAFT_CHECK(logits.dim() == 2 && logits.size(1) == k, "the model outputs shape ", logits.sizes(),
                 ", expected (N, ", k, ")");

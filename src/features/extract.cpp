@@ -179,14 +179,19 @@ at::Tensor FeatureExtractor::concatenated(const at::Tensor& x, std::vector<int64
 
 namespace {
 /// The dataset in its own order, batched and preprocessed for the model.
-data::Loader in_order(const io::ModelMeta& meta, const data::DatasetPtr& dataset, const ExtractOptions& opts) {
+/// On a GPU the batches are built in pinned memory, for asynchronous copies.
+data::Loader in_order(const io::ModelMeta& meta, const data::DatasetPtr& dataset, const ExtractOptions& opts,
+                      c10::Device dev) {
   auto pipe = data::model_input_pipeline(meta, dataset->input_shape());
   int64_t values = 1;
   for (auto d : meta.input_shape) values *= d;
   const int64_t batch = opts.batch_size > 0 ? opts.batch_size : default_batch_size(values, 128, /*inference=*/true);
   const int workers = opts.workers >= 0 ? opts.workers : default_workers();
-  return data::Loader(dataset, pipe, data::LoaderOptions().batch_size_(batch).shuffle_(false).workers_(workers));
+  return data::Loader(dataset, pipe,
+                      data::LoaderOptions().batch_size_(batch).shuffle_(false).workers_(workers).pin_memory_(dev.is_cuda()));
 }
+
+at::Tensor on(const at::Tensor& x, c10::Device dev) { return x.to(dev, x.scalar_type(), /*non_blocking=*/true); }
 }  // namespace
 
 FeatureSet extract_in_memory(models::Backbone& model, const io::ModelMeta& meta, const data::DatasetPtr& dataset,
@@ -194,12 +199,12 @@ FeatureSet extract_in_memory(models::Backbone& model, const io::ModelMeta& meta,
   FeatureExtractor fx(model, opts);
   model.train(false);
   auto dev = model.device();
-  auto loader = in_order(meta, dataset, opts);
+  auto loader = in_order(meta, dataset, opts, dev);
   loader.start_epoch(0);
   std::vector<std::vector<at::Tensor>> parts(opts.layers.size());
   std::vector<at::Tensor> labels;
   while (auto b = loader.next()) {
-    auto f = fx.per_layer(b->input.to(dev));
+    auto f = fx.per_layer(on(b->input, dev));
     for (size_t k = 0; k < f.size(); ++k) parts[k].push_back(f[k]);
     labels.push_back(b->label);
   }
@@ -216,13 +221,13 @@ ExtractResult extract(models::Backbone& model, const io::ModelMeta& meta, const 
   FeatureExtractor fx(model, opts);
   model.train(false);
   auto dev = model.device();
-  auto loader = in_order(meta, dataset, opts);
+  auto loader = in_order(meta, dataset, opts, dev);
   loader.start_epoch(0);
   std::unique_ptr<io::NpyWriter> fw, lw;
   ExtractResult res;
   while (auto b = loader.next()) {
     std::vector<int64_t> dims;
-    auto f = fx.concatenated(b->input.to(dev), fw ? nullptr : &dims);
+    auto f = fx.concatenated(on(b->input, dev), fw ? nullptr : &dims);
     if (!fw) {
       for (size_t k = 0; k < dims.size(); ++k) res.layer_dims.emplace_back(opts.layers[k], dims[k]);
       fw = std::make_unique<io::NpyWriter>(features_path, std::vector<int64_t>{f.size(1)}, at::kFloat);
