@@ -41,11 +41,11 @@ Outputs run_eval(models::Backbone& m, size_t tap, const data::DatasetPtr& d, con
   torch::NoGradGuard ng;
   m.train(false);
   data::Loader l(d, train::input_pipeline(meta, d->input_shape()),
-                 data::LoaderOptions().batch_size_(256).shuffle_(false).workers_(workers));
+                 data::LoaderOptions().batch_size_(256).shuffle_(false).workers_(workers).pin_memory_(dev.is_cuda()));
   l.start_epoch(0);
   std::vector<at::Tensor> f, z, y;
   while (auto b = l.next()) {
-    auto h = m.forward_range(b->input.to(dev), 0, tap + 1);
+    auto h = m.forward_range(b->input.to(dev, b->input.scalar_type(), /*non_blocking=*/true), 0, tap + 1);
     z.push_back(m.forward_range(h, tap + 1, m.num_layers()).cpu());
     f.push_back(h.flatten(1).cpu());
     y.push_back(b->label);
