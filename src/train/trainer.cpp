@@ -668,8 +668,8 @@ void Trainer::Run::step(const at::Tensor& x_cpu, const at::Tensor& y_cpu, int64_
   // Every value the step reports comes back from the device in one transfer: on a GPU each
   // read waits for all queued work, so the step reads once instead of once per value.
   std::vector<at::Tensor> reads;
-  auto read_later = [&reads](const at::Tensor& v) {
-    reads.push_back(v.detach().to(at::kDouble).reshape({}));
+  auto read_later = [&reads, this](const at::Tensor& v) {
+    reads.push_back(v.detach().to(dev, at::kDouble).reshape({}));
     return reads.size() - 1;
   };
   const bool has_ce = t.labelled_loss_ && ctx.n_labelled > 0;
