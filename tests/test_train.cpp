@@ -275,6 +275,18 @@ double max_difference(const std::vector<torch::Tensor>& a, const std::vector<tor
   return d;
 }
 
+/// Loads into `to` the state `from` saves, through the bytes of an archive (as a checkpoint does).
+void move_state(const torch::optim::Optimizer& from, torch::optim::Optimizer& to) {
+  torch::serialize::OutputArchive out;
+  from.save(out);
+  std::ostringstream bytes;
+  out.save_to(bytes);
+  torch::serialize::InputArchive in;
+  std::istringstream is(bytes.str());
+  in.load_from(is);
+  to.load(in);
+}
+
 template <typename Fused, typename Reference, typename Options>
 void expect_same_steps(const Options& options) {
   auto a = optimizer_params(1), b = optimizer_params(1);
@@ -356,17 +368,10 @@ TEST(Optimizer, ForeachSgdTakesLibtorchsStepsAndState) {
     }
     for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "parameter " << i;
     EXPECT_GT((a[1] - optimizer_params(4)[1]).abs().max().item<double>(), 1e-3);  // it did move
-    torch::serialize::OutputArchive out;
-    mine.save(out);
-    std::ostringstream bytes;
-    out.save_to(bytes);
     auto c = optimizer_params(4);
     for (size_t i = 0; i < c.size(); ++i) c[i].data().copy_(a[i].detach());
     torch::optim::SGD loaded(groups(c), o);
-    torch::serialize::InputArchive in;
-    std::istringstream is(bytes.str());
-    in.load_from(is);
-    loaded.load(in);
+    move_state(mine, loaded);
     give_gradients(a, 9), give_gradients(c, 9);
     mine.step(), loaded.step();
     for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], c[i])) << "after the state moved, " << i;
@@ -379,16 +384,9 @@ TEST(Optimizer, FusedAdamStateIsLibtorchsAdamState) {
   auto a = optimizer_params(2), b = optimizer_params(2);
   train::FusedAdam fused(a, torch::optim::AdamOptions(0.01));
   for (int step = 0; step < 3; ++step) give_gradients(a, step), fused.step();
-  torch::serialize::OutputArchive out;
-  fused.save(out);
-  std::ostringstream bytes;
-  out.save_to(bytes);
   for (size_t i = 0; i < a.size(); ++i) b[i].data().copy_(a[i].detach());
   torch::optim::Adam ref(b, torch::optim::AdamOptions(0.01));
-  torch::serialize::InputArchive in;
-  std::istringstream is(bytes.str());
-  in.load_from(is);
-  ref.load(in);
+  move_state(fused, ref);
   for (int step = 3; step < 6; ++step) {
     give_gradients(a, step), give_gradients(b, step);
     fused.step(), ref.step();
@@ -396,19 +394,12 @@ TEST(Optimizer, FusedAdamStateIsLibtorchsAdamState) {
   EXPECT_LT(max_difference(a, b), 1e-6);
   // Saved by libtorch's Adam from a channels-last weight, loaded for the same weight in NCHW:
   // the moments take the weight's layout, and the fused loop goes on.
-  torch::serialize::OutputArchive out2;
-  ref.save(out2);
-  std::ostringstream bytes2;
-  out2.save_to(bytes2);
   auto e = optimizer_params(2);
   for (size_t i = 0; i < e.size(); ++i) e[i].data().copy_(b[i].detach());
   e[0] = e[0].detach().contiguous().requires_grad_(true);
   ASSERT_TRUE(e[0].is_contiguous() && !b[0].is_contiguous());
   train::FusedAdam resumed(e, torch::optim::AdamOptions(0.01));
-  torch::serialize::InputArchive in2;
-  std::istringstream is2(bytes2.str());
-  in2.load_from(is2);
-  resumed.load(in2);
+  move_state(ref, resumed);
   std::vector<torch::Tensor> f;  // the weights before this step
   for (auto& t : b) f.push_back(t.detach().clone());
   give_gradients(e, 6), give_gradients(b, 6);

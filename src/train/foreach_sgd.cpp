@@ -11,11 +11,7 @@ namespace graft::train {
 
 torch::Tensor ForeachSGD::step(LossClosure closure) {
   torch::NoGradGuard no_grad;
-  torch::Tensor loss = {};
-  if (closure != nullptr) {
-    at::AutoGradMode enable_grad(true);
-    loss = closure();
-  }
+  const torch::Tensor loss = detail::loss_of(closure);
   for (auto& group : param_groups_) {
     const auto& o = static_cast<const torch::optim::SGDOptions&>(group.options());
     const double wd = o.weight_decay(), momentum = o.momentum(), dampening = o.dampening();

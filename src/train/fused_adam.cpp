@@ -125,11 +125,7 @@ torch::Tensor fused_step(const torch::optim::Optimizer::LossClosure& closure, bo
                          std::vector<torch::optim::OptimizerParamGroup>& groups, StateMap& state,
                          int64_t& fused) {
   torch::NoGradGuard no_grad;
-  torch::Tensor loss = {};
-  if (closure != nullptr) {
-    at::AutoGradMode enable_grad(true);
-    loss = closure();
-  }
+  const torch::Tensor loss = detail::loss_of(closure);
   for (auto& group : groups) {
     const auto& o = static_cast<const Options&>(group.options());
     // Parameters the fused loop cannot take, by device, dtype and step count: each such list

@@ -1,6 +1,8 @@
 #pragma once
-// Internal to the trainer's optimizers: how libtorch keys an optimizer's per-parameter state.
+// Internal to the trainer's optimizers: what their steps share with libtorch's (how the
+// per-parameter state is keyed, how a closure is evaluated).
 #include <ATen/core/Tensor.h>
+#include <torch/optim/optimizer.h>
 
 #include <sstream>
 #include <string>
@@ -20,6 +22,14 @@ typename Map::key_type state_key(const Map&, const at::Tensor& p) {
   } else {
     return p.unsafeGetTensorImpl();
   }
+}
+
+/// What an optimizer's step returns: the loss its closure computes with gradients on (the
+/// step itself runs without), or an undefined tensor without a closure.
+inline torch::Tensor loss_of(const torch::optim::Optimizer::LossClosure& closure) {
+  if (closure == nullptr) return {};
+  at::AutoGradMode enable_grad(true);
+  return closure();
 }
 
 }  // namespace graft::train::detail
